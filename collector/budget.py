@@ -1,0 +1,342 @@
+"""Vendor call budgets: never trip a limit, live polling before backfill.
+
+How it counts (decisions, see docs in the README "Budgets"):
+
+* **Sliding windows.** Every limit (second, minute, hour, day) is enforced over
+  a sliding window of that length. No vendor documents when its day resets
+  (research/foxess.md: "the quota reset time is not documented"), and at most
+  N calls in *every* 24 h window means at most N in any calendar day, wherever
+  the vendor's day starts.
+* **Counted the way the vendor counts.** One budget per vendor account (the
+  hash of the credential), so two sources with one key share it; with
+  `budget_scope="device"` (FoxESS) each device has its own counters and a call
+  covering 50 devices counts once against each of them; the per-second limit
+  may be per endpoint.
+* **Persisted.** Each call is written to the state database *before* it is
+  made, and loaded on start, so a restart never resets a count; a vendor's
+  rate-limit answer pauses the account until its retry time, also persisted.
+* **Live first.** A live call may use the whole limit. A backfill call only
+  takes capacity that leaves the live plan for a whole window plus a reserve
+  untouched, and never a per-second slot that a live call is waiting for.
+* **Spacing margin.** Per-second limits are enforced with 10 % extra spacing,
+  because the vendor measures arrival times, not our send times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import math
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from collector.clock import Clock
+from collector.errors import BudgetExhaustedError
+from collector.state import DAY, State
+from collector.vendors.base import Limits, VendorSpec
+
+LIVE = 0
+BACKFILL = 1
+
+#: The priority of calls made in the current task; the job runner sets it.
+priority: contextvars.ContextVar[int] = contextvars.ContextVar("budget_priority", default=LIVE)
+
+#: Share of each limit that live plans may use; the rest is kept for backfill,
+#: discovery, token refresh and retries (`check` refuses plans over it).
+LIVE_SHARE = 0.9
+#: Share of each limit kept free by backfill beyond the live plan.
+BACKFILL_RESERVE = 0.05
+SECOND_MARGIN = 1.1
+#: A call that would have to wait longer than this raises instead of waiting.
+DEFAULT_MAX_WAIT = 90.0
+
+
+def account_key(vendor: str, credentials: Mapping[str, str]) -> str:
+    """A stable, non-secret id for one vendor account (hash of its credentials)."""
+    ident = "\0".join(f"{k}={credentials[k]}" for k in sorted(credentials))
+    digest = hashlib.sha256(f"{vendor}\0{ident}".encode()).hexdigest()[:12]
+    return f"{vendor}:{digest}"
+
+
+@dataclass
+class _Counter:
+    """Sliding-window call log of one counter (an account or one device)."""
+
+    name: str
+    limits: Limits
+    calls: deque[tuple[float, int]] = field(default_factory=deque)
+    live_need: dict[float, float] = field(default_factory=dict)  # window length → planned live calls
+
+    def prune(self, now: float) -> None:
+        horizon = now - self._longest()
+        while self.calls and self.calls[0][0] <= horizon:
+            self.calls.popleft()
+
+    def _longest(self) -> float:
+        ws = [length for _, length, _ in self.limits.windows() if length > 1.0]
+        return max(ws) if ws else 1.0
+
+    def count(self, now: float, length: float, only: int | None = None) -> int:
+        start = now - length
+        n = 0
+        for ts, prio in reversed(self.calls):
+            if ts <= start:
+                break
+            if only is None or prio == only:
+                n += 1
+        return n
+
+    def wait(self, now: float, cost: int, prio: int) -> float:
+        """Seconds until `cost` more calls at `prio` fit every window (0: now; inf: never).
+
+        Live may fill a window to the limit. Backfill must satisfy two caps: its
+        own calls stay within what the live plan and the reserve leave, and the
+        total stays below the limit less the reserve.
+        """
+        wait = 0.0
+        for _name, length, limit in self.limits.windows():
+            if length <= 1.0:
+                continue  # per-second limits are spacing, handled by _Spacer
+            if prio == LIVE:
+                wait = max(wait, self._wait_for(now, length, limit, cost, None))
+                continue
+            reserve = max(1.0, math.ceil(limit * BACKFILL_RESERVE))
+            own_cap = math.floor(limit - reserve - self.live_need.get(length, 0.0))
+            wait = max(
+                wait,
+                self._wait_for(now, length, own_cap, cost, BACKFILL),
+                self._wait_for(now, length, math.floor(limit - reserve), cost, None),
+            )
+        return wait
+
+    def _wait_for(self, now: float, length: float, cap: float, cost: int, only: int | None) -> float:
+        inside = [ts for ts, p in self.calls if ts > now - length and (only is None or p == only)]
+        if len(inside) + cost <= cap:
+            return 0.0
+        if cost > cap:
+            return math.inf
+        excess = int(len(inside) + cost - cap)  # calls that must age out first
+        return inside[excess - 1] + length - now + 1e-3
+
+    def usage(self, now: float) -> dict[str, tuple[int, float]]:
+        return {
+            name: (self.count(now, length), limit)
+            for name, length, limit in self.limits.windows()
+            if length > 1.0
+        }
+
+
+class _Spacer:
+    """One per-second slot (an account, or an account's endpoint): calls spaced apart."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = SECOND_MARGIN / rate
+        self.next_free = 0.0
+        self.live_waiting = 0
+
+
+class BudgetBook:
+    """All budgets of the process, keyed by vendor account; shared across sources."""
+
+    def __init__(self, state: State, clock: Clock) -> None:
+        self.state = state
+        self.clock = clock
+        self._accounts: dict[str, AccountBudget] = {}
+
+    def account(self, spec: VendorSpec, credentials: Mapping[str, str], limits: Limits) -> AccountBudget:
+        key = account_key(spec.slug, credentials)
+        acct = self._accounts.get(key)
+        if acct is None:
+            acct = AccountBudget(key, spec, limits, self.state, self.clock)
+            self._accounts[key] = acct
+        else:
+            acct.tighten(limits)
+        return acct
+
+    def accounts(self) -> Iterator[AccountBudget]:
+        return iter(self._accounts.values())
+
+
+class AccountBudget:
+    """The budget of one vendor account (see the module docstring)."""
+
+    def __init__(self, key: str, spec: VendorSpec, limits: Limits, state: State, clock: Clock) -> None:
+        self.key = key
+        self.spec = spec
+        self.limits = limits
+        self.state = state
+        self.clock = clock
+        self._counters: dict[str, _Counter] = {}
+        self._spacers: dict[str, _Spacer] = {}
+        self._lock = asyncio.Lock()
+        self._live_need: dict[float, float] = {}
+        self.pause_reason = ""
+        self.calls_made = 0
+        self.rate_limited = 0
+
+    def tighten(self, limits: Limits) -> None:
+        """Two sources on one account: the stricter of their limits wins."""
+
+        def lo(a: float | int | None, b: float | int | None) -> float | int | None:
+            return b if a is None else a if b is None else min(a, b)
+
+        self.limits = Limits(
+            per_second=lo(self.limits.per_second, limits.per_second),
+            per_minute=lo(self.limits.per_minute, limits.per_minute),  # type: ignore[arg-type]
+            per_hour=lo(self.limits.per_hour, limits.per_hour),  # type: ignore[arg-type]
+            per_day=lo(self.limits.per_day, limits.per_day),  # type: ignore[arg-type]
+        )
+        for c in self._counters.values():
+            c.limits = self._counter_limits()
+
+    def add_live_plan(self, calls_per_window: Mapping[float, float]) -> None:
+        """Declare live calls per counter per window (summed over the account's sources)."""
+        for length, n in calls_per_window.items():
+            self._live_need[length] = self._live_need.get(length, 0.0) + n
+        for c in self._counters.values():
+            c.live_need = dict(self._live_need)
+
+    def _counter_limits(self) -> Limits:
+        return Limits(
+            per_minute=self.limits.per_minute, per_hour=self.limits.per_hour, per_day=self.limits.per_day
+        )
+
+    def _counter(self, name: str) -> _Counter:
+        c = self._counters.get(name)
+        if c is None:
+            c = _Counter(name, self._counter_limits(), live_need=dict(self._live_need))
+            now = self.clock.time()
+            for ts, prio in self.state.load_calls(name, now - DAY):
+                c.calls.append((ts, prio))
+            self._counters[name] = c
+        return c
+
+    def _counter_names(self, devices: Sequence[str]) -> list[str]:
+        if self.spec.budget_scope == "device":
+            if not devices:
+                # An account-level call (login, device list) under per-device
+                # counting: count it against the account's own counter.
+                return [f"{self.key}"]
+            return [f"{self.key}/{d}" for d in devices]
+        return [self.key]
+
+    def _spacer(self, endpoint: str | None) -> _Spacer | None:
+        if not self.limits.per_second:
+            return None
+        slot = endpoint if (self.spec.per_second_scope == "endpoint" and endpoint) else ""
+        sp = self._spacers.get(slot)
+        if sp is None:
+            sp = _Spacer(float(self.limits.per_second))
+            self._spacers[slot] = sp
+        return sp
+
+    def paused_until(self) -> float | None:
+        p = self.state.get_pause(self.key)
+        if p and p[0] > self.clock.time():
+            self.pause_reason = p[1]
+            return p[0]
+        return None
+
+    def pause(self, until: float, reason: str) -> None:
+        """The vendor said "too many calls": no call on this account before `until`."""
+        self.rate_limited += 1
+        current = self.paused_until()
+        if current is None or until > current:
+            self.state.set_pause(self.key, until, reason)
+
+    async def acquire(
+        self,
+        *,
+        endpoint: str | None = None,
+        devices: Sequence[str] = (),
+        cost: int = 1,
+        max_wait: float = DEFAULT_MAX_WAIT,
+    ) -> None:
+        """Wait for room for one call, record it, return. Raises BudgetExhaustedError
+        when the call cannot be made within `max_wait` (or the account is paused)."""
+        prio = priority.get()
+        clock = self.clock
+        deadline = clock.time() + max_wait
+        spacer = self._spacer(endpoint)
+        if spacer is not None and prio == LIVE:
+            spacer.live_waiting += 1
+        try:
+            while True:
+                now = clock.time()
+                paused = self.paused_until()
+                if paused is not None:
+                    raise BudgetExhaustedError(
+                        f"{self.spec.slug}: paused by the vendor until {paused:.0f} ({self.pause_reason})",
+                        retry_at=paused,
+                    )
+                counters = [self._counter(n) for n in self._counter_names(devices)]
+                wait = 0.0
+                for c in counters:
+                    c.prune(now)
+                    wait = max(wait, c.wait(now, cost, prio))
+                if spacer is not None:
+                    wait = max(wait, spacer.next_free - now)
+                    if prio == BACKFILL and spacer.live_waiting:
+                        wait = max(wait, spacer.interval)
+                if wait <= 0:
+                    async with self._lock:
+                        # Re-check under the lock: another task may have taken the slot.
+                        now = clock.time()
+                        if spacer is not None and spacer.next_free > now:
+                            continue
+                        if any(c.wait(now, cost, prio) > 0 for c in counters):
+                            continue
+                        names = [c.name for c in counters]
+                        for _ in range(cost):
+                            self.state.record_call(names, now, prio)
+                            for c in counters:
+                                c.calls.append((now, prio))
+                        if spacer is not None:
+                            spacer.next_free = now + spacer.interval * cost
+                        self.calls_made += cost
+                    return
+                if now + wait > deadline:
+                    raise BudgetExhaustedError(
+                        f"{self.spec.slug}: no budget for {'backfill' if prio else 'live'} "
+                        f"calls for {wait:.0f} s",
+                        retry_at=now + wait if math.isfinite(wait) else None,
+                    )
+                await clock.sleep(min(wait, max(0.0, deadline - now)))
+        finally:
+            if spacer is not None and prio == LIVE:
+                spacer.live_waiting -= 1
+
+    def usage(self) -> dict[str, dict[str, tuple[int, float]]]:
+        """Per counter: window name → (calls in the window now, limit)."""
+        now = self.clock.time()
+        out: dict[str, dict[str, tuple[int, float]]] = {}
+        for name, c in sorted(self._counters.items()):
+            c.prune(now)
+            out[name] = c.usage(now)
+        return out
+
+    def load_all_counters(self, devices: Sequence[str]) -> None:
+        for n in self._counter_names(devices):
+            self._counter(n)
+
+
+class SourceBudget:
+    """What a vendor client holds: its account budget, seen from one source."""
+
+    def __init__(self, account: AccountBudget) -> None:
+        self.account = account
+
+    async def acquire(
+        self,
+        *,
+        endpoint: str | None = None,
+        devices: Sequence[str] = (),
+        cost: int = 1,
+        max_wait: float = DEFAULT_MAX_WAIT,
+    ) -> None:
+        await self.account.acquire(endpoint=endpoint, devices=devices, cost=cost, max_wait=max_wait)
+
+    def pause(self, until: float, reason: str) -> None:
+        self.account.pause(until, reason)

@@ -1,0 +1,154 @@
+"""The live polling plan per source against its vendor limits (`check`, `run`).
+
+A stream polled every `p` seconds runs at most floor(W / p) + 1 times in any
+window of W seconds (the +1 covers scheduling jitter, which can bring two runs
+closer than `p`). Sources on one vendor account share its counters, so their
+plans are summed. A plan fits when every window stays within `LIVE_SHARE` of
+its limit; the rest is kept for discovery, token refresh, retries and backfill.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from collector.budget import LIVE_SHARE, account_key
+from collector.config import Config, SourceConfig
+from collector.vendors import VENDOR_SPECS
+from collector.vendors.base import StreamSpec
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Planned live calls on one counter in one window, against the limit."""
+
+    window: str
+    length: float
+    planned: float  # this source's own calls
+    account_planned: float  # with the other sources on the same account
+    limit: float
+
+    @property
+    def fits(self) -> bool:
+        return self.account_planned <= self.limit * LIVE_SHARE
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    source: str
+    vendor: str
+    account: str
+    interval: float  # the configured (or default) interval
+    min_interval: float | None  # the shortest that fits (None: nothing fits)
+    windows: tuple[WindowPlan, ...]
+    counted_per: str  # "inverter" or "account", for the report
+    devices_assumed: int
+
+    @property
+    def fits(self) -> bool:
+        return all(w.fits for w in self.windows)
+
+
+def runs_in(length: float, interval: float) -> int:
+    """Most runs of a job every `interval` s inside any `length`-second window."""
+    return math.floor(length / interval) + 1
+
+
+def effective_interval(src: SourceConfig, stream: StreamSpec) -> float:
+    return src.interval if src.interval is not None else stream.default_interval
+
+
+def _calls_per_run(src: SourceConfig, stream: StreamSpec) -> tuple[int, int]:
+    """(calls per run on one counter, devices assumed)."""
+    spec = VENDOR_SPECS[src.vendor]
+    n = len(src.devices) if src.devices else 1
+    if spec.budget_scope == "device":
+        return stream.calls_per_run, n  # a batched call counts once per device
+    return stream.calls_per_run * math.ceil(n / max(1, stream.batch)), n
+
+
+def _source_need(src: SourceConfig, interval: float | None = None) -> dict[float, float]:
+    spec = VENDOR_SPECS[src.vendor]
+    need: dict[float, float] = {}
+    for stream in spec.streams:
+        p = interval if interval is not None else effective_interval(src, stream)
+        per_run, _ = _calls_per_run(src, stream)
+        for _name, length, _limit in src.limits.windows():
+            if length > 1.0:
+                need[length] = need.get(length, 0.0) + runs_in(length, p) * per_run
+    return need
+
+
+def live_need(src: SourceConfig, interval: float | None = None) -> dict[float, float]:
+    """Live calls per counter per window length (for the budget's backfill reserve)."""
+    return _source_need(src, interval)
+
+
+def _min_interval(src: SourceConfig, others: dict[float, float]) -> float | None:
+    """The shortest whole-second interval at which this source fits beside the others."""
+    spec = VENDOR_SPECS[src.vendor]
+    per_run = sum(_calls_per_run(src, s)[0] for s in spec.streams)
+    best = 1.0
+    for _name, length, limit in src.limits.windows():
+        if length <= 1.0:
+            continue
+        room = limit * LIVE_SHARE - others.get(length, 0.0)
+        max_runs = math.floor(room / per_run) if per_run else 10**9
+        if max_runs < 1:
+            return None
+        if max_runs == 1:
+            best = max(best, length + 1)  # one run per window: an interval longer than it
+            continue
+        # need floor(length / p) + 1 <= max_runs  <=>  p > length / max_runs
+        best = max(best, math.floor(length / max_runs) + 1)
+    return best
+
+
+def plan(config: Config) -> list[SourcePlan]:
+    """The plan of every source, with the sources sharing an account summed."""
+    by_account: dict[str, list[SourceConfig]] = {}
+    for src in config.sources:
+        by_account.setdefault(account_key(src.vendor, src.credentials), []).append(src)
+    needs = {src.name: _source_need(src) for src in config.sources}
+    out: list[SourcePlan] = []
+    for src in config.sources:
+        spec = VENDOR_SPECS[src.vendor]
+        acct = account_key(src.vendor, src.credentials)
+        others: dict[float, float] = {}
+        for other in by_account[acct]:
+            if other.name != src.name:
+                for length, n in needs[other.name].items():
+                    others[length] = others.get(length, 0.0) + n
+        own = needs[src.name]
+        windows = tuple(
+            WindowPlan(
+                name, length, own.get(length, 0.0), own.get(length, 0.0) + others.get(length, 0.0), limit
+            )
+            for name, length, limit in src.limits.windows()
+            if length > 1.0
+        )
+        interval = effective_interval(src, spec.streams[0])
+        out.append(
+            SourcePlan(
+                source=src.name,
+                vendor=src.vendor,
+                account=acct,
+                interval=interval,
+                min_interval=_min_interval(src, others),
+                windows=windows,
+                counted_per="inverter" if spec.budget_scope == "device" else "account",
+                devices_assumed=_calls_per_run(src, spec.streams[0])[1],
+            )
+        )
+    return out
+
+
+def format_duration(seconds: float) -> str:
+    s = math.ceil(seconds)
+    if s % 3600 == 0:
+        return f"{s // 3600}h"
+    if s % 60 == 0:
+        return f"{s // 60}m"
+    if s > 60:
+        return f"{s // 60}m{s % 60}s"
+    return f"{s}s"

@@ -1,0 +1,467 @@
+"""Layer 3, mapping: declarative vendor tables and the one function that applies them.
+
+A vendor declares a `MappingTable` of rows — `FieldMap` (one vendor key → one
+schema field) and `SplitMap` (one signed vendor value → two non-negative
+fields) — and calls `apply` with the raw payload. `apply`:
+
+* skips, and counts in `MappingStats` by reason and vendor key, every value
+  that is missing (`missing`), null (`null`), an empty or blank string
+  (`empty`), not a number (`non_numeric`: `"--"`, `"N/A"`, `"1,5"`, a list…),
+  NaN or infinite (`not_finite`, also for `"NaN"`/`"inf"` strings and overflow
+  after conversion), a non-integral code (`bad_code`), a text value that is not
+  a string or not an allowed word (`bad_value`), a per-value unit that is
+  unknown or of the wrong dimension (`unit`), or a row transform that raised
+  ValueError/TypeError/ArithmeticError (`transform`). It never writes 0 for
+  unknown;
+* coerces gauges and counters to float (ints and numeric strings such as
+  `"12.5"`, `" 3 "`, `"1e3"`; a decimal comma is **not** accepted — vendors
+  use JSON numbers or dot decimals, and `"1,500"` would be ambiguous), codes to
+  int (`3`, `"3"`, `3.0`, `"3.0"`, and JSON booleans as 1/0), text to a stripped
+  str (ints are written as their decimal string);
+* converts the value from the row's vendor unit (or the per-value unit given
+  by `unit_of`) into the catalogue unit of the target field (`units.convert`);
+* returns a `Point`, or None when no field survived.
+
+Gauge vs counter is documentation (for the vendor pages and reviewers); both
+are written as floats and treated alike.
+
+Tables are validated against the catalogue (`fields.py`) when built: an
+unknown target, a kind that does not fit the field's type, a unit of the wrong
+dimension or a target written twice raises `SchemaError` at import time of the
+vendor module, not at poll time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from collector.schema.fields import FieldSpec, FieldType, SchemaError, check_tags, measurement_spec
+from collector.schema.point import FieldValue, Point
+from collector.schema.timeparse import TimeParseError, parse_zone, to_utc_seconds
+from collector.schema.units import Unit, UnitError, convert, parse_unit
+
+__all__ = [
+    "ABSENT_REASONS",
+    "KINDS",
+    "SKIP_REASONS",
+    "FieldMap",
+    "Kind",
+    "MappingStats",
+    "MappingTable",
+    "Row",
+    "SplitMap",
+    "TimeParseError",
+    "apply",
+    "as_number",
+    "parse_zone",
+    "to_utc_seconds",
+]
+
+Kind = Literal["gauge", "counter", "code", "text"]
+KINDS: tuple[Kind, ...] = ("gauge", "counter", "code", "text")
+
+SKIP_REASONS: tuple[str, ...] = (
+    "missing",
+    "null",
+    "empty",
+    "non_numeric",
+    "not_finite",
+    "bad_code",
+    "bad_value",
+    "unit",
+    "transform",
+)
+"""Why a value was left out, in the order `MappingStats.summary` lists them."""
+
+ABSENT_REASONS = frozenset({"missing", "null", "empty"})
+"""Reasons that mean "the vendor has no value"; the others mean "it sent one we cannot use"."""
+
+_KIND_TYPES: Mapping[str, frozenset[FieldType]] = {
+    "gauge": frozenset({FieldType.FLOAT}),
+    "counter": frozenset({FieldType.FLOAT}),
+    "code": frozenset({FieldType.INT, FieldType.INT_OR_STR}),
+    "text": frozenset({FieldType.STR, FieldType.INT_OR_STR}),
+}
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """One table row: vendor key `source` → schema field `target`.
+
+    `unit` is the vendor's unit (None: already the schema unit, or unitless);
+    `kind` is gauge / counter (float), code (int) or text (str). `transform`,
+    for odd cases, receives the raw value (never None or blank) and returns a
+    new raw value that then goes through the usual coercion and conversion;
+    returning None leaves the field out (counted as `null`).
+    """
+
+    source: str
+    target: str
+    unit: str | None = None
+    kind: Kind = "gauge"
+    transform: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.source or not self.target:
+            raise SchemaError(f"a FieldMap needs a source and a target: {self!r}")
+        if self.kind not in KINDS:
+            raise SchemaError(f"{self.source}: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.transform is not None and not callable(self.transform):
+            raise SchemaError(f"{self.source}: transform must be callable")
+
+
+@dataclass(frozen=True)
+class SplitMap:
+    """A signed vendor value split into two non-negative fields by its sign.
+
+    A positive value goes to `positive` (and 0 to `negative`), a negative one's
+    magnitude to `negative` (and 0 to `positive`); 0 writes 0 to both.
+    `invert=True` flips the vendor's sign first (for a vendor whose positive
+    means the `negative` field). Example, FoxESS `meterPower` (positive =
+    import): `SplitMap("meterPower", "grid_import_power_w", "grid_export_power_w", "kW")`.
+    """
+
+    source: str
+    positive: str
+    negative: str
+    unit: str | None = None
+    invert: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.source or not self.positive or not self.negative:
+            raise SchemaError(f"a SplitMap needs a source and two targets: {self!r}")
+        if self.positive == self.negative:
+            raise SchemaError(f"{self.source}: positive and negative targets must differ")
+
+
+Row = FieldMap | SplitMap
+
+
+def _row_targets(row: Row) -> tuple[str, ...]:
+    return (row.positive, row.negative) if isinstance(row, SplitMap) else (row.target,)
+
+
+@dataclass(frozen=True)
+class MappingTable:
+    """A vendor's validated mapping table for one measurement.
+
+    Raises SchemaError when built if a row's target is not a field of the
+    measurement in the catalogue, its kind does not fit the field's type, its
+    unit is unknown or of another dimension than the field's, a unit is given
+    for a code/text or unitless field, or two rows write the same field.
+    """
+
+    measurement: str
+    rows: Sequence[Row]
+    _specs: Mapping[str, FieldSpec] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _units: Mapping[str, Unit] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", tuple(self.rows))
+        mspec = measurement_spec(self.measurement)
+        specs: dict[str, FieldSpec] = {}
+        units: dict[str, Unit] = {}
+        for row in self.rows:
+            if not isinstance(row, (FieldMap, SplitMap)):
+                raise SchemaError(f"{self.measurement}: a row must be a FieldMap or SplitMap, got {row!r}")
+            kind: str = row.kind if isinstance(row, FieldMap) else "gauge"
+            if isinstance(row, SplitMap):
+                pos, neg = mspec.find(row.positive), mspec.find(row.negative)
+                if pos is not None and neg is not None and pos.unit != neg.unit:
+                    raise SchemaError(
+                        f"row {row.source!r}: {row.positive} ({pos.unit}) and {row.negative} ({neg.unit}) "
+                        "must share a unit"
+                    )
+            for target in _row_targets(row):
+                spec = mspec.find(target)
+                if spec is None:
+                    raise SchemaError(f"{self.measurement} has no field {target!r} (row {row.source!r})")
+                if target in specs:
+                    raise SchemaError(f"{self.measurement}.{target} is written by two rows")
+                if spec.type not in _KIND_TYPES[kind]:
+                    raise SchemaError(
+                        f"{self.measurement}.{target} is {spec.type.label}; "
+                        f"kind {kind!r} does not fit (row {row.source!r})"
+                    )
+                if row.unit is not None:
+                    if spec.unit is None or kind in ("code", "text"):
+                        raise SchemaError(
+                            f"{self.measurement}.{target} has no unit; row {row.source!r} gives {row.unit!r}"
+                        )
+                    try:
+                        unit = parse_unit(row.unit)
+                    except UnitError as err:
+                        raise SchemaError(f"row {row.source!r}: {err}") from err
+                    if unit.dimension is not parse_unit(spec.unit).dimension:
+                        raise SchemaError(
+                            f"row {row.source!r}: unit {row.unit!r} cannot become "
+                            f"{spec.unit} ({self.measurement}.{target})"
+                        )
+                    units[target] = unit
+                specs[target] = spec
+        object.__setattr__(self, "_specs", specs)
+        object.__setattr__(self, "_units", units)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every schema field this table can write, in row order."""
+        return tuple(t for row in self.rows for t in _row_targets(row))
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every vendor key this table reads, in row order, without repeats."""
+        return tuple(dict.fromkeys(row.source for row in self.rows))
+
+    def spec(self, target: str) -> FieldSpec:
+        """The catalogue entry of one of this table's targets."""
+        return self._specs[target]
+
+    def unit(self, target: str) -> Unit | None:
+        """The parsed vendor unit the table declares for a target (None: no conversion)."""
+        return self._units.get(target)
+
+
+@dataclass
+class MappingStats:
+    """What `apply` wrote and left out; add one run's stats to a total with `+=`.
+
+    `skipped` counts by reason (see SKIP_REASONS); `detail` by (reason, vendor
+    key); `mapped` counts field values written, `points` points returned and
+    `empty_points` the calls that returned None.
+    """
+
+    mapped: int = 0
+    points: int = 0
+    empty_points: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    detail: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def skip(self, reason: str, source: str) -> None:
+        """Count one value left out."""
+        self.skipped[reason] += 1
+        self.detail[(reason, source)] += 1
+
+    @property
+    def total_skipped(self) -> int:
+        """All values left out, for every reason."""
+        return sum(self.skipped.values())
+
+    @property
+    def rejected(self) -> int:
+        """Values the vendor did send but we could not use (not missing / null / empty)."""
+        return sum(n for reason, n in self.skipped.items() if reason not in ABSENT_REASONS)
+
+    def __iadd__(self, other: MappingStats) -> MappingStats:
+        self.mapped += other.mapped
+        self.points += other.points
+        self.empty_points += other.empty_points
+        self.skipped.update(other.skipped)
+        self.detail.update(other.detail)
+        return self
+
+    def __add__(self, other: MappingStats) -> MappingStats:
+        total = MappingStats()
+        total += self
+        total += other
+        return total
+
+    def summary(self, max_keys: int = 5) -> str:
+        """One log line, e.g.
+
+        `mapped 12 fields in 1 point; skipped 3: null 2 (pv3Power, pv4Power), non_numeric 1 (feedin)`
+        """
+        head = f"mapped {self.mapped} fields in {self.points} point{'s' if self.points != 1 else ''}"
+        if self.empty_points:
+            head += f" ({self.empty_points} empty)"
+        if not self.skipped:
+            return head + "; skipped 0"
+        parts = []
+        order = list(SKIP_REASONS) + sorted(set(self.skipped) - set(SKIP_REASONS))
+        for reason in order:
+            count = self.skipped.get(reason, 0)
+            if not count:
+                continue
+            keys = sorted(
+                ((src, n) for (r, src), n in self.detail.items() if r == reason),
+                key=lambda kv: (-kv[1], kv[0]),
+            )
+            shown = [src if n == 1 else f"{src}×{n}" for src, n in keys[:max_keys]]
+            if len(keys) > max_keys:
+                shown.append(f"+{len(keys) - max_keys} more")
+            parts.append(f"{reason} {count} ({', '.join(shown)})")
+        return f"{head}; skipped {self.total_skipped}: " + ", ".join(parts)
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_NOT_FINITE_WORDS = frozenset({"nan", "inf", "infinity"})
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise _Skip("non_numeric")
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            raise _Skip("not_finite") from None
+    if isinstance(value, (float, Decimal)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if _NUMBER.match(text):
+            number = float(text)
+        elif text.lower().lstrip("+-") in _NOT_FINITE_WORDS:
+            raise _Skip("not_finite")
+        else:
+            raise _Skip("non_numeric")
+    else:
+        raise _Skip("non_numeric")
+    if not math.isfinite(number):
+        raise _Skip("not_finite")
+    return number
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INTEGER.match(value.strip()):
+        return int(value.strip())  # exact, even for codes beyond float precision
+    number = _float(value)
+    if not number.is_integer():
+        raise _Skip("bad_code")
+    return int(number)
+
+
+def _text(value: Any, spec: FieldSpec) -> str:
+    if isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        raise _Skip("bad_value")
+    if not text:
+        raise _Skip("empty")
+    if spec.choices and text not in spec.choices:
+        raise _Skip("bad_value")
+    return text
+
+
+def _present(value: Any) -> Any:
+    if value is None:
+        raise _Skip("null")
+    if isinstance(value, str) and not value.strip():
+        raise _Skip("empty")
+    return value
+
+
+def _number_in(
+    value: Any,
+    table: MappingTable,
+    source: str,
+    target: str,
+    unit_of: Callable[[str], str | None] | None,
+) -> float:
+    """Coerce to float and convert from the vendor unit to the target's schema unit."""
+    number = _float(value)
+    schema_unit = table.spec(target).unit
+    vendor: Unit | None = table.unit(target)
+    given = unit_of(source) if unit_of is not None else None
+    if given is not None and given.strip():
+        try:
+            vendor = parse_unit(given)
+        except UnitError:
+            raise _Skip("unit") from None
+        if schema_unit is None:
+            raise _Skip("unit")
+    if vendor is not None and schema_unit is not None:
+        try:
+            number = convert(number, vendor, schema_unit)
+        except UnitError:
+            raise _Skip("unit") from None
+        if not math.isfinite(number):
+            raise _Skip("not_finite")
+    return number
+
+
+def as_number(value: Any) -> float | None:
+    """A vendor value as a float, or None where `apply` would skip it (null, `"--"`, NaN…).
+
+    For mapper code that computes from several values (e.g. a total of strings).
+    """
+    try:
+        return _float(_present(value))
+    except _Skip:
+        return None
+
+
+def apply(
+    table: MappingTable,
+    raw: Mapping[str, Any],
+    *,
+    tags: Mapping[str, str],
+    time: int,
+    stats: MappingStats,
+    unit_of: Callable[[str], str | None] | None = None,
+) -> Point | None:
+    """Apply a mapping table to one raw vendor record; the point, or None if no field survived.
+
+    `tags` must be exactly the measurement's tags (SchemaError otherwise);
+    `time` is the data time in whole UTC seconds (see `to_utc_seconds`).
+    `unit_of(source)` may give the unit a vendor sent with the value (FoxESS
+    `{"variable": "pvPower", "unit": "kW", "value": 1.2}`); a non-empty answer
+    overrides the row's unit, None or "" keeps it. It is not consulted for
+    code / text rows.
+    """
+    check_tags(table.measurement, tags)
+    fields: dict[str, FieldValue] = {}
+    for row in table.rows:
+        if row.source not in raw:
+            stats.skip("missing", row.source)
+            continue
+        try:
+            value = _present(raw[row.source])
+            if isinstance(row, SplitMap):
+                number = _number_in(value, table, row.source, row.positive, unit_of)
+                if row.invert:
+                    number = -number
+                fields[row.positive] = number if number > 0 else 0.0
+                fields[row.negative] = -number if number < 0 else 0.0
+                stats.mapped += 2
+                continue
+            if row.transform is not None:
+                try:
+                    value = row.transform(value)
+                except (ValueError, TypeError, ArithmeticError):
+                    raise _Skip("transform") from None
+                value = _present(value)
+            out: FieldValue
+            if row.kind == "code":
+                out = _int(value)
+            elif row.kind == "text":
+                out = _text(value, table.spec(row.target))
+            else:
+                out = _number_in(value, table, row.source, row.target, unit_of)
+            fields[row.target] = out
+            stats.mapped += 1
+        except _Skip as skip:
+            stats.skip(skip.reason, row.source)
+    if not fields:
+        stats.empty_points += 1
+        return None
+    stats.points += 1
+    return Point(table.measurement, dict(tags), fields, int(time))

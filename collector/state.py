@@ -1,0 +1,149 @@
+"""The collector's own durable state: one SQLite file in `state_dir`.
+
+Holds quota call logs and vendor pauses (so a restart never resets a count),
+tokens, backfill checkpoints and the last data time delivered per device and
+stream. Every write commits at once: the budget records a call *before* making
+it, so a crash after the call cannot lose the count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    counter TEXT NOT NULL,
+    ts REAL NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS calls_counter_ts ON calls(counter, ts);
+CREATE TABLE IF NOT EXISTS pauses (
+    budget TEXT PRIMARY KEY,
+    until REAL NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires REAL
+);
+CREATE TABLE IF NOT EXISTS last_seen (
+    source TEXT NOT NULL,
+    device TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (source, device, stream)
+);
+CREATE TABLE IF NOT EXISTS windows_done (
+    source TEXT NOT NULL,
+    device TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    PRIMARY KEY (source, device, stream, start)
+);
+"""
+
+DAY = 86400.0
+
+
+class State:
+    """A thin typed wrapper over the state database; synchronous and fast."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        # Tokens live here: keep the directory and file private to the user.
+        with contextlib.suppress(OSError):
+            os.chmod(state_dir, 0o700)
+        self.path = state_dir / "state.db"
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- quota ----------------------------------------------------------------
+    def record_call(self, counters: Iterable[str], ts: float, priority: int) -> None:
+        """Record one call against each counter (committed before the call is made)."""
+        self._db.executemany(
+            "INSERT INTO calls(counter, ts, priority) VALUES (?, ?, ?)",
+            [(c, ts, priority) for c in counters],
+        )
+
+    def load_calls(self, counter: str, since: float) -> list[tuple[float, int]]:
+        rows = self._db.execute(
+            "SELECT ts, priority FROM calls WHERE counter = ? AND ts > ? ORDER BY ts",
+            (counter, since),
+        ).fetchall()
+        return [(float(ts), int(p)) for ts, p in rows]
+
+    def prune_calls(self, before: float) -> None:
+        self._db.execute("DELETE FROM calls WHERE ts <= ?", (before,))
+
+    def set_pause(self, budget: str, until: float, reason: str) -> None:
+        self._db.execute(
+            "INSERT INTO pauses(budget, until, reason) VALUES (?, ?, ?) "
+            "ON CONFLICT(budget) DO UPDATE SET until = excluded.until, reason = excluded.reason",
+            (budget, until, reason),
+        )
+
+    def get_pause(self, budget: str) -> tuple[float, str] | None:
+        row = self._db.execute("SELECT until, reason FROM pauses WHERE budget = ?", (budget,)).fetchone()
+        return (float(row[0]), str(row[1])) if row else None
+
+    # -- key/value (tokens, caches) ------------------------------------------
+    def put(self, key: str, value: str, ttl: float | None = None) -> None:
+        expires = time.time() + ttl if ttl is not None else None
+        self._db.execute(
+            "INSERT INTO kv(key, value, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+            (key, value, expires),
+        )
+
+    def get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value, expires FROM kv WHERE key = ?", (key,)).fetchone()
+        if row is None or (row[1] is not None and row[1] < time.time()):
+            return None
+        return str(row[0])
+
+    def delete(self, key: str) -> None:
+        self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    # -- delivery cursors ------------------------------------------------------
+    def set_last_seen(self, source: str, stream: str, latest: dict[str, int]) -> None:
+        """Advance the newest buffered data time per device (never moves backwards)."""
+        self._db.executemany(
+            "INSERT INTO last_seen(source, device, stream, ts) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(source, device, stream) DO UPDATE SET ts = max(ts, excluded.ts)",
+            [(source, dev, stream, int(ts)) for dev, ts in latest.items()],
+        )
+
+    def last_seen(self, source: str, stream: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT device, ts FROM last_seen WHERE source = ? AND stream = ?", (source, stream)
+        ).fetchall()
+        return {str(d): int(t) for d, t in rows}
+
+    # -- backfill checkpoints --------------------------------------------------
+    def mark_window_done(self, source: str, device: str, stream: str, start: int, end: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO windows_done(source, device, stream, start, end) VALUES (?, ?, ?, ?, ?)",
+            (source, device, stream, start, end),
+        )
+
+    def windows_done(self, source: str, device: str, stream: str) -> list[tuple[int, int]]:
+        rows = self._db.execute(
+            "SELECT start, end FROM windows_done"
+            " WHERE source = ? AND device = ? AND stream = ? ORDER BY start",
+            (source, device, stream),
+        ).fetchall()
+        return [(int(s), int(e)) for s, e in rows]

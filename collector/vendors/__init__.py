@@ -1,0 +1,86 @@
+"""The explicit vendor registry: specs for every vendor slug, clients where implemented.
+
+`VENDOR_SPECS` holds each vendor's documented defaults (limits, credentials,
+base URL), so `check` can plan a config for any of them. `VENDORS` maps a slug
+to its client class; a vendor package adds itself here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from collector.schema.point import Point
+from collector.vendors.base import Limits, StreamSpec, VendorClient, VendorSpec
+
+#: `parse --vendor V --endpoint E`: (raw response text, tz=IANA name, request=raw
+#: request text or None) -> points. A vendor package registers its mappers here.
+Parser = Callable[..., Iterable[Point]]
+
+VENDOR_SPECS: dict[str, VendorSpec] = {
+    # FoxESS Open API: 1440 calls/day per inverter, 1 query/s per endpoint
+    # (research/foxess.md §quota; the doc's "Request Frequency" section).
+    "foxess": VendorSpec(
+        slug="foxess",
+        title="FoxESS Cloud",
+        default_base_url="https://www.foxesscloud.com",
+        credentials=("api_key",),
+        default_limits=Limits(per_second=1, per_day=1440),
+        budget_scope="device",
+        per_second_scope="endpoint",
+        streams=(StreamSpec("live", default_interval=300.0, calls_per_run=1, batch=50),),
+        device_hint="inverter serial numbers",
+    ),
+    # iSolarCloud: the Basic package allows 2000 calls/hour per appkey (E999 when
+    # exceeded; research/sungrow.md §quota).
+    "sungrow": VendorSpec(
+        slug="sungrow",
+        title="Sungrow iSolarCloud",
+        default_base_url="https://gateway.isolarcloud.eu",
+        credentials=("appkey", "access_key", "username", "password"),
+        optional_credentials=("rsa_public_key",),
+        default_limits=Limits(per_hour=2000),
+        budget_scope="account",
+        streams=(StreamSpec("live", default_interval=300.0, calls_per_run=1, batch=50),),
+        device_hint="device serial numbers or ps_keys",
+    ),
+    # SolaX Cloud API v2: < 10 calls/minute and < 10,000/day per token
+    # (research/solax.md "Documented limits"); "<10" read as at most 9.
+    "solax": VendorSpec(
+        slug="solax",
+        title="SolaX Cloud",
+        default_base_url="https://global.solaxcloud.com",
+        credentials=("token_id",),
+        default_limits=Limits(per_minute=9, per_day=9999),
+        needs_devices=True,
+        streams=(StreamSpec("live", default_interval=300.0, calls_per_run=1, batch=1),),
+        device_hint="Wi-Fi dongle serial numbers (registration numbers)",
+    ),
+    "sunvec": VendorSpec(
+        slug="sunvec",
+        title="Sunvec Connect",
+        default_base_url="https://www.sunveccloud.com",
+        credentials=("token_id",),
+        default_limits=Limits(per_minute=9, per_day=9999),
+        needs_devices=True,
+        streams=(StreamSpec("live", default_interval=300.0, calls_per_run=1, batch=1),),
+        device_hint="Wi-Fi dongle serial numbers (registration numbers)",
+    ),
+    "solax_ev": VendorSpec(
+        slug="solax_ev",
+        title="SolaX EV charger",
+        default_base_url="https://global.solaxcloud.com",
+        credentials=("token_id",),
+        default_limits=Limits(per_minute=9, per_day=9999),
+        needs_devices=True,
+        streams=(StreamSpec("live", default_interval=300.0, calls_per_run=1, batch=1),),
+        device_hint="charger serial numbers",
+    ),
+}
+
+# Implemented clients. A vendor package adds one line here.
+VENDORS: dict[str, type[VendorClient]] = {}
+
+# Saved-response parsers, keyed (vendor, endpoint). A vendor package adds its lines here.
+PARSERS: dict[tuple[str, str], Parser] = {}
+
+__all__ = ["VENDORS", "VENDOR_SPECS", "Limits", "StreamSpec", "VendorSpec"]

@@ -1,0 +1,136 @@
+"""What the pipeline knows about a vendor: its spec (limits, credentials) and client interface.
+
+A vendor package adds a client class implementing `VendorClient` (and, where the
+vendor has them, the optional `HistoryCapable` interface) and one line in the
+explicit `VENDORS` dict of `collector/vendors/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from collector.budget import SourceBudget
+    from collector.config import SourceConfig
+    from collector.schema.point import Point
+    from collector.state import State
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Call limits in each window; None means the vendor sets none."""
+
+    per_second: float | None = None
+    per_minute: int | None = None
+    per_hour: int | None = None
+    per_day: int | None = None
+
+    def windows(self) -> list[tuple[str, float, float]]:
+        """(name, window length in seconds, limit) for every limit that is set."""
+        out: list[tuple[str, float, float]] = []
+        for name, length, limit in (
+            ("per_second", 1.0, self.per_second),
+            ("per_minute", 60.0, self.per_minute),
+            ("per_hour", 3600.0, self.per_hour),
+            ("per_day", 86400.0, self.per_day),
+        ):
+            if limit is not None:
+                out.append((name, length, float(limit)))
+        return out
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One live data stream of a vendor, scheduled as its own job.
+
+    `calls_per_run` is what one run costs each budget counter it touches:
+    with `budget_scope="device"` each device's counter, else the account's.
+    `batch` is how many devices one call can cover (for account-scoped plans).
+    """
+
+    name: str
+    default_interval: float = 300.0
+    calls_per_run: int = 1
+    batch: int = 1
+
+
+@dataclass(frozen=True)
+class VendorSpec:
+    """Static facts about a vendor cloud: from its doc and our field notes."""
+
+    slug: str
+    title: str
+    default_base_url: str
+    credentials: tuple[str, ...]
+    optional_credentials: tuple[str, ...] = ()
+    default_limits: Limits = Limits()
+    # Whom the vendor counts calls against: each device ("device") or the
+    # credential as a whole ("account"); the per-second limit may be per endpoint.
+    budget_scope: Literal["device", "account"] = "account"
+    per_second_scope: Literal["endpoint", "budget"] = "budget"
+    # The quota day as the vendor counts it is unknown for most vendors, so the
+    # budget uses sliding windows, which can never exceed a fixed-day limit.
+    needs_devices: bool = False
+    streams: tuple[StreamSpec, ...] = (StreamSpec("live"),)
+    data_resolution: float = 300.0
+    device_hint: str = "device serial numbers"
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device a source can see; `site` is the vendor's plant id or the config's site."""
+
+    sn: str
+    site: str
+    kind: str = "inverter"
+    timezone: str | None = None
+    name: str = ""
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class PollResult:
+    """What one run of a stream produced: points, and the newest data time per device."""
+
+    points: list[Point] = field(default_factory=list)
+    latest: dict[str, int] = field(default_factory=dict)
+    skipped_values: int = 0
+
+
+class VendorClient(Protocol):
+    """I/O for one source. `__init__` does no I/O; the app owns the HTTP session."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        http: aiohttp.ClientSession,
+        budget: SourceBudget,
+        state: State,
+    ) -> None: ...
+
+    async def open(self) -> None:
+        """Log in (where the vendor needs it)."""
+
+    async def discover(self) -> Sequence[Device]:
+        """The sites and devices this source can see (after the config's filter)."""
+
+    async def poll(self, stream: str, devices: Sequence[Device]) -> PollResult:
+        """Fetch one stream for the devices (batched as the vendor allows) and map it."""
+
+    async def close(self) -> None:
+        """Release what `open` took."""
+
+
+@runtime_checkable
+class HistoryCapable(Protocol):
+    """Optional: the vendor can return history for a device and time window."""
+
+    history_window: float  # the longest window one call may cover, seconds
+
+    async def history(self, device: Device, start: int, end: int) -> PollResult:
+        """Points with data time in [start, end) (Unix seconds)."""
