@@ -24,7 +24,6 @@ How it counts (decisions, see docs in the README "Budgets"):
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import hashlib
 import math
@@ -34,8 +33,11 @@ from dataclasses import dataclass, field
 
 from collector.clock import Clock
 from collector.errors import BudgetExhaustedError
+from collector.log import get_logger
 from collector.state import DAY, State
 from collector.vendors.base import Limits, VendorSpec
+
+log = get_logger(__name__)
 
 LIVE = 0
 BACKFILL = 1
@@ -67,6 +69,7 @@ class _Counter:
     name: str
     limits: Limits
     calls: deque[tuple[float, int]] = field(default_factory=deque)
+    last_row: int = 0
     live_need: dict[float, float] = field(default_factory=dict)  # window length → planned live calls
 
     def prune(self, now: float) -> None:
@@ -131,7 +134,8 @@ class _Counter:
 class _Spacer:
     """One per-second slot (an account, or an account's endpoint): calls spaced apart."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, name: str, rate: float) -> None:
+        self.name = name
         self.interval = SECOND_MARGIN / rate
         self.next_free = 0.0
         self.live_waiting = 0
@@ -170,7 +174,6 @@ class AccountBudget:
         self.clock = clock
         self._counters: dict[str, _Counter] = {}
         self._spacers: dict[str, _Spacer] = {}
-        self._lock = asyncio.Lock()
         self._live_need: dict[float, float] = {}
         self.pause_reason = ""
         self.calls_made = 0
@@ -207,11 +210,19 @@ class AccountBudget:
         c = self._counters.get(name)
         if c is None:
             c = _Counter(name, self._counter_limits(), live_need=dict(self._live_need))
-            now = self.clock.time()
-            for ts, prio in self.state.load_calls(name, now - DAY):
-                c.calls.append((ts, prio))
             self._counters[name] = c
+            self._refresh(c)
         return c
+
+    def _refresh(self, c: _Counter) -> None:
+        """Take in calls recorded since we last looked (by us, or another process)."""
+        for rowid, ts, prio in self.state.load_calls(c.name, self.clock.time() - DAY, c.last_row):
+            c.last_row = rowid
+            if not c.calls or ts >= c.calls[-1][0]:
+                c.calls.append((ts, prio))
+            else:  # another process's call, older than our newest: keep the order
+                c.calls.append((ts, prio))
+                c.calls = deque(sorted(c.calls))
 
     def _counter_names(self, devices: Sequence[str]) -> list[str]:
         if self.spec.budget_scope == "device":
@@ -228,7 +239,7 @@ class AccountBudget:
         slot = endpoint if (self.spec.per_second_scope == "endpoint" and endpoint) else ""
         sp = self._spacers.get(slot)
         if sp is None:
-            sp = _Spacer(float(self.limits.per_second))
+            sp = _Spacer(f"{self.key}#{slot}", float(self.limits.per_second))
             self._spacers[slot] = sp
         return sp
 
@@ -280,22 +291,8 @@ class AccountBudget:
                     wait = max(wait, spacer.next_free - now)
                     if prio == BACKFILL and spacer.live_waiting:
                         wait = max(wait, spacer.interval)
-                if wait <= 0:
-                    async with self._lock:
-                        # Re-check under the lock: another task may have taken the slot.
-                        now = clock.time()
-                        if spacer is not None and spacer.next_free > now:
-                            continue
-                        if any(c.wait(now, cost, prio) > 0 for c in counters):
-                            continue
-                        names = [c.name for c in counters]
-                        for _ in range(cost):
-                            self.state.record_call(names, now, prio)
-                            for c in counters:
-                                c.calls.append((now, prio))
-                        if spacer is not None:
-                            spacer.next_free = now + spacer.interval * cost
-                        self.calls_made += cost
+                if wait <= 0 and self._try_take(counters, spacer, cost, prio):
+                    self.calls_made += cost
                     return
                 if now + wait > deadline:
                     raise BudgetExhaustedError(
@@ -307,6 +304,52 @@ class AccountBudget:
         finally:
             if spacer is not None and prio == LIVE:
                 spacer.live_waiting -= 1
+
+    def _try_take(self, counters: list[_Counter], spacer: _Spacer | None, cost: int, prio: int) -> bool:
+        """Re-check and record in one cross-process transaction; False if the room went."""
+        with self.state.exclusive():
+            now = self.clock.time()
+            for c in counters:
+                self._refresh(c)
+            if spacer is not None:
+                spacer.next_free = max(spacer.next_free, self.state.slot_last(spacer.name) + spacer.interval)
+                if spacer.next_free > now:
+                    return False
+            if any(c.wait(now, cost, prio) > 0 for c in counters):
+                return False
+            names = [c.name for c in counters]
+            for _ in range(cost):
+                self.state.record_call(names, now, prio)
+            if spacer is not None:
+                self.state.set_slot_last(spacer.name, now + spacer.interval * (cost - 1))
+                spacer.next_free = now + spacer.interval * cost
+        for c in counters:
+            self._refresh(c)  # our own rows, with their row ids
+        return True
+
+    def sync_remaining(self, remaining: int, total: int) -> int:
+        """The vendor's own count (e.g. FoxESS getAccessCount) says `remaining` of `total`
+        calls are left over its day. Where it has seen more calls than our counters
+        (another app on the same key, calls before we kept count), record the
+        difference as calls made now, spread over our counters, so we never plan
+        with calls the vendor has already counted. Returns how many were added."""
+        vendor_used = max(0, total - remaining)
+        now = self.clock.time()
+        # The vendor's pool counts every call: account-level ones (our account
+        # counter) and device calls once per device covered (our device counters).
+        everything = [self._counter(n) for n in sorted({*self._counters, self.key})]
+        ours = sum(c.count(now, DAY) for c in everything)
+        names = sorted(n for n in self._counters if "/" in n) or [self.key]
+        counters = [self._counter(n) for n in names]
+        extra = vendor_used - ours
+        if extra <= 0:
+            return 0
+        with self.state.exclusive():
+            for i in range(extra):
+                self.state.record_call([names[i % len(names)]], now, LIVE)
+        for c in counters:
+            self._refresh(c)
+        return extra
 
     def usage(self) -> dict[str, dict[str, tuple[int, float]]]:
         """Per counter: window name → (calls in the window now, limit)."""
@@ -340,3 +383,14 @@ class SourceBudget:
 
     def pause(self, until: float, reason: str) -> None:
         self.account.pause(until, reason)
+
+    def sync_remaining(self, remaining: int, total: int) -> int:
+        added = self.account.sync_remaining(remaining, total)
+        if added:
+            log.warning(
+                "budget.synced",
+                account=self.account.key,
+                added_calls=added,
+                note="the vendor counted more calls than we did; our counters now include them",
+            )
+        return added

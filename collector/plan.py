@@ -55,7 +55,10 @@ def runs_in(length: float, interval: float) -> int:
 
 
 def effective_interval(src: SourceConfig, stream: StreamSpec) -> float:
-    return src.interval if src.interval is not None else stream.default_interval
+    """The config's `interval` sets the live stream; other streams keep their own."""
+    if stream.name == "live" and src.interval is not None:
+        return src.interval
+    return stream.default_interval
 
 
 def _calls_per_run(src: SourceConfig, stream: StreamSpec) -> tuple[int, int]:
@@ -67,11 +70,17 @@ def _calls_per_run(src: SourceConfig, stream: StreamSpec) -> tuple[int, int]:
     return stream.calls_per_run * math.ceil(n / max(1, stream.batch)), n
 
 
-def _source_need(src: SourceConfig, interval: float | None = None) -> dict[float, float]:
+def _source_need(
+    src: SourceConfig, live_interval: float | None = None, *, skip_live: bool = False
+) -> dict[float, float]:
     spec = VENDOR_SPECS[src.vendor]
     need: dict[float, float] = {}
     for stream in spec.streams:
-        p = interval if interval is not None else effective_interval(src, stream)
+        if skip_live and stream.name == "live":
+            continue
+        p = effective_interval(src, stream)
+        if stream.name == "live" and live_interval is not None:
+            p = live_interval
         per_run, _ = _calls_per_run(src, stream)
         for _name, length, _limit in src.limits.windows():
             if length > 1.0:
@@ -79,15 +88,21 @@ def _source_need(src: SourceConfig, interval: float | None = None) -> dict[float
     return need
 
 
-def live_need(src: SourceConfig, interval: float | None = None) -> dict[float, float]:
-    """Live calls per counter per window length (for the budget's backfill reserve)."""
-    return _source_need(src, interval)
+def live_need(src: SourceConfig, live_interval: float | None = None) -> dict[float, float]:
+    """Calls per counter per window of all scheduled streams (for the backfill reserve)."""
+    return _source_need(src, live_interval)
 
 
 def _min_interval(src: SourceConfig, others: dict[float, float]) -> float | None:
-    """The shortest whole-second interval at which this source fits beside the others."""
+    """The shortest whole-second live interval at which this source fits beside the others
+    (the account's other sources, and this source's own non-live streams)."""
     spec = VENDOR_SPECS[src.vendor]
-    per_run = sum(_calls_per_run(src, s)[0] for s in spec.streams)
+    live = [s for s in spec.streams if s.name == "live"]
+    if not live:
+        return None
+    per_run = _calls_per_run(src, live[0])[0]
+    own_rest = _source_need(src, skip_live=True)
+    others = {k: others.get(k, 0.0) + own_rest.get(k, 0.0) for k in set(others) | set(own_rest)}
     best = 1.0
     for _name, length, limit in src.limits.windows():
         if length <= 1.0:
@@ -127,7 +142,8 @@ def plan(config: Config) -> list[SourcePlan]:
             for name, length, limit in src.limits.windows()
             if length > 1.0
         )
-        interval = effective_interval(src, spec.streams[0])
+        live = next((s for s in spec.streams if s.name == "live"), spec.streams[0])
+        interval = effective_interval(src, live)
         out.append(
             SourcePlan(
                 source=src.name,

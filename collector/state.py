@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 _SCHEMA = """
@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS calls (
     priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS calls_counter_ts ON calls(counter, ts);
+CREATE TABLE IF NOT EXISTS slots (
+    slot TEXT PRIMARY KEY,
+    last REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pauses (
     budget TEXT PRIMARY KEY,
     until REAL NOT NULL,
@@ -61,7 +65,7 @@ class State:
         with contextlib.suppress(OSError):
             os.chmod(state_dir, 0o700)
         self.path = state_dir / "state.db"
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -72,6 +76,18 @@ class State:
         self._db.close()
 
     # -- quota ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """A write transaction that serialises budget decisions across processes
+        (the daemon and a `backfill` command may share one state_dir)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def record_call(self, counters: Iterable[str], ts: float, priority: int) -> None:
         """Record one call against each counter (committed before the call is made)."""
         self._db.executemany(
@@ -79,12 +95,24 @@ class State:
             [(c, ts, priority) for c in counters],
         )
 
-    def load_calls(self, counter: str, since: float) -> list[tuple[float, int]]:
+    def load_calls(self, counter: str, since: float, after_id: int = 0) -> list[tuple[int, float, int]]:
+        """(row id, time, priority) of the counter's calls after `since` and row `after_id`."""
         rows = self._db.execute(
-            "SELECT ts, priority FROM calls WHERE counter = ? AND ts > ? ORDER BY ts",
-            (counter, since),
+            "SELECT rowid, ts, priority FROM calls WHERE counter = ? AND ts > ? AND rowid > ? ORDER BY rowid",
+            (counter, since, after_id),
         ).fetchall()
-        return [(float(ts), int(p)) for ts, p in rows]
+        return [(int(r), float(ts), int(p)) for r, ts, p in rows]
+
+    def slot_last(self, slot: str) -> float:
+        row = self._db.execute("SELECT last FROM slots WHERE slot = ?", (slot,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def set_slot_last(self, slot: str, ts: float) -> None:
+        self._db.execute(
+            "INSERT INTO slots(slot, last) VALUES (?, ?)"
+            " ON CONFLICT(slot) DO UPDATE SET last = excluded.last",
+            (slot, ts),
+        )
 
     def prune_calls(self, before: float) -> None:
         self._db.execute("DELETE FROM calls WHERE ts <= ?", (before,))

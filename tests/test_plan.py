@@ -22,8 +22,10 @@ def test_five_minute_foxess_fits_and_counts_per_inverter() -> None:
     (p,) = plan(cfg(fox(devices=["A", "B", "C"])))
     (day,) = p.windows
     assert p.fits and p.counted_per == "inverter"
-    assert day.planned == 289  # 288 runs a day, plus one for jitter at the window edge
+    # live: 288 runs a day, plus one for jitter at the window edge; energy: 49 runs × 4 calls
+    assert day.planned == 289 + 196
     assert day.limit == 1440
+    assert day.planned <= 0.6 * day.limit  # leaves backfill 40 % of the quota
 
 
 def test_the_minimum_interval_is_the_shortest_that_fits() -> None:

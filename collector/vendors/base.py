@@ -100,6 +100,10 @@ class PollResult:
     points: list[Point] = field(default_factory=list)
     latest: dict[str, int] = field(default_factory=dict)
     skipped_values: int = 0
+    #: When the vendor should next have fresh data for these devices (Unix time),
+    #: e.g. the device's last upload + its upload period + a little lag. The app
+    #: shifts the stream's schedule so the next runs fall just after it.
+    next_data_at: float | None = None
 
 
 class VendorClient(Protocol):

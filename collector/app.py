@@ -1,0 +1,664 @@
+"""The daemon: sources, jobs, the durable delivery path, self-metrics, lifecycle.
+
+Start-up → main loop → shutdown, in the manner of uvicorn:
+
+* start: open the state, the budgets, the sink path and every source's client;
+  a source that cannot log in or discover is retried by its own job, it does
+  not stop the others.
+* main loop: APScheduler runs one job per (source, stream); each run takes a
+  budget slot per call (inside the client), maps, and hands the points to
+  `deliver`, which makes them durable in the spool *before* the source's
+  cursor (`last_seen`) advances. One forwarder drains the spool to the sink.
+* shutdown (SIGTERM/SIGINT, the handler only sets a flag): stop scheduling,
+  let in-flight polls finish (bounded), flush the forwarder (bounded), close,
+  exit 0. A second signal exits at once; the spool keeps what was not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import math
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import structlog
+
+from collector import __version__
+from collector import budget as budget_mod
+from collector.backfill import Backfiller, Progress, local_midnight, sleep_until
+from collector.budget import BudgetBook, SourceBudget
+from collector.clock import Clock, SystemClock
+from collector.config import Config, SourceConfig
+from collector.errors import (
+    BudgetExhaustedError,
+    VendorAuthError,
+    VendorError,
+    VendorRateLimitError,
+)
+from collector.log import get_logger
+from collector.plan import effective_interval, format_duration, live_need, plan
+from collector.scheduler import Scheduler
+from collector.schema.point import Point
+from collector.sinks.base import Sink
+from collector.sinks.forwarder import Forwarder
+from collector.sinks.influxdb import InfluxSink
+from collector.sinks.local import LocalSink
+from collector.sinks.spool import Spool
+from collector.sinks.stdout import StdoutSink
+from collector.state import State
+from collector.vendors import VENDOR_SPECS, VENDORS
+from collector.vendors.base import Device, HistoryCapable, VendorClient, VendorSpec
+
+log = get_logger(__name__)
+
+USER_AGENT = f"solar-collector/{__version__} (+https://github.com/solar-collector/solar-collector)"
+SELF_METRICS_INTERVAL = 60.0
+#: Longest wait for in-flight polls at shutdown, then for the final flush.
+SHUTDOWN_POLL_GRACE = 20.0
+SHUTDOWN_FLUSH_GRACE = 30.0
+#: Cap of the exponential back-off after failed runs.
+MAX_BACKOFF = 3600.0
+
+
+@dataclass
+class SourceStats:
+    """Counters for the `collector` measurement (reset each minute) and gauges."""
+
+    requests: int = 0
+    errors: int = 0
+    rate_limited: int = 0
+    points_written: int = 0
+    skipped_values: int = 0
+    last_success: float | None = None
+
+    def take(self) -> SourceStats:
+        snap = SourceStats(
+            self.requests,
+            self.errors,
+            self.rate_limited,
+            self.points_written,
+            self.skipped_values,
+            self.last_success,
+        )
+        self.requests = self.errors = self.rate_limited = self.points_written = self.skipped_values = 0
+        return snap
+
+
+@dataclass
+class SourceRuntime:
+    """One configured source while the daemon runs."""
+
+    cfg: SourceConfig
+    spec: VendorSpec
+    budget: SourceBudget
+    client: VendorClient | None = None
+    devices: list[Device] = field(default_factory=list)
+    opened: bool = False
+    stats: SourceStats = field(default_factory=SourceStats)
+    failures: int = 0
+    not_before: float = 0.0
+    intervals: dict[str, float] = field(default_factory=dict)
+    offsets: dict[str, float] = field(default_factory=dict)
+    #: The newest live data time per device when the daemon started (gap refill).
+    seen_at_start: dict[str, int] = field(default_factory=dict)
+    #: Set once the source has logged in and discovered its devices.
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Its streams' first runs start together: one logs in, the others wait for it.
+    open_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class App:
+    """The whole pipeline for one config. `run()` is the daemon, `run_once()` one round."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        dry_run: bool = False,
+        clock: Clock | None = None,
+        vendors: dict[str, type[VendorClient]] | None = None,
+    ) -> None:
+        self.config = config
+        self.dry_run = dry_run
+        self.clock: Clock = clock or SystemClock()
+        self.vendors = VENDORS if vendors is None else vendors
+        self.state: State | None = None
+        self.sink: Sink | None = None
+        self.spool: Spool | None = None
+        self.forwarder: Forwarder | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self.sources: list[SourceRuntime] = []
+        self.scheduler: Scheduler | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+        self._forward_task: asyncio.Task[None] | None = None
+        self._signals = 0
+        self._background: set[asyncio.Task[Any]] = set()
+        self.started_at = 0.0
+
+    # -- start-up ----------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        self.state = State(cfg.state_dir)
+        book = BudgetBook(self.state, self.clock)
+        self.http = aiohttp.ClientSession(
+            headers={"User-Agent": USER_AGENT},
+            timeout=aiohttp.ClientTimeout(total=60, connect=15),
+        )
+        if self.dry_run:
+            self.sink = StdoutSink()
+        else:
+            if cfg.influxdb is None:
+                self.sink = LocalSink(cfg.state_dir / "local.db")
+            else:
+                ic = cfg.influxdb
+                self.sink = InfluxSink(
+                    ic.url,
+                    ic.api,
+                    org=ic.org,
+                    bucket=ic.bucket,
+                    token=ic.token,
+                    database=ic.database,
+                    retention_policy=ic.retention_policy,
+                    username=ic.username,
+                    password=ic.password,
+                    timeout=ic.timeout,
+                    gzip_level=ic.gzip_level,
+                )
+            self.spool = Spool(cfg.state_dir / "spool", cfg.buffer_max_size)
+            batch = cfg.influxdb.batch_size if cfg.influxdb else 5000
+            self.forwarder = Forwarder(self.spool, self.sink, batch_lines=batch)
+            if self.spool.pending:
+                log.info(
+                    "spool.replay", pending=self.spool.pending, note="points from before the restart go first"
+                )
+        await self.sink.open(self.http)
+        if self.forwarder is not None:
+            self._forward_task = asyncio.create_task(self.forwarder.run(), name="forwarder")
+
+        plans = {p.source: p for p in plan(cfg)}
+        for src in cfg.sources:
+            spec = VENDOR_SPECS[src.vendor]
+            acct = book.account(spec, src.credentials, src.limits)
+            rt = SourceRuntime(src, spec, SourceBudget(acct))
+            rt.seen_at_start = self.state.last_seen(src.name, "live")
+            self.started_at = self.clock.time()
+            p = plans[src.name]
+            for stream in spec.streams:
+                interval = effective_interval(src, stream)
+                if (
+                    stream.name == "live"
+                    and not p.fits
+                    and p.min_interval is not None
+                    and p.min_interval > interval
+                ):
+                    # `run` is safe: never trip a limit; `check` is the strict one.
+                    log.warning(
+                        "interval.raised",
+                        source=src.name,
+                        stream=stream.name,
+                        configured=format_duration(interval),
+                        used=format_duration(p.min_interval),
+                        reason="the configured interval would exceed the vendor's limits",
+                    )
+                    interval = p.min_interval
+                rt.intervals[stream.name] = interval
+            # Declare the live plan so backfill keeps clear of it.
+            acct.add_live_plan(live_need(src, rt.intervals.get("live")))
+            client_cls = self.vendors.get(src.vendor)
+            if client_cls is None:
+                log.error(
+                    "source.unavailable",
+                    source=src.name,
+                    vendor=src.vendor,
+                    reason=f"the {spec.title} client is not in this version of solar-collector",
+                )
+            else:
+                rt.client = client_cls(src, self.http, rt.budget, self.state)
+            self.sources.append(rt)
+
+    async def _ensure_open(self, rt: SourceRuntime) -> bool:
+        """Log in and discover devices once (again after an auth error)."""
+        if rt.client is None:
+            return False
+        async with rt.open_lock:
+            if rt.opened:
+                return True
+            await self._open(rt)
+        return True
+
+    async def _open(self, rt: SourceRuntime) -> None:
+        assert rt.client is not None
+        await rt.client.open()
+        devices = list(await rt.client.discover())
+        if rt.cfg.devices:
+            wanted = set(rt.cfg.devices)
+            devices = [d for d in devices if d.sn in wanted]
+        rt.devices = devices
+        rt.opened = True
+        rt.ready.set()
+        log.info(
+            "source.ready",
+            source=rt.cfg.name,
+            vendor=rt.cfg.vendor,
+            devices=[d.sn for d in devices],
+        )
+
+    # -- one run of a job ----------------------------------------------------------
+    async def poll(self, rt: SourceRuntime, stream: str) -> bool:
+        """One run of one stream of one source. True on success. Never raises."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(source=rt.cfg.name, vendor=rt.cfg.vendor, stream=stream)
+        budget_mod.priority.set(budget_mod.LIVE)
+        t0 = time.monotonic()
+        calls_before = rt.budget.account.calls_made
+        ok = False
+        points = 0
+        try:
+            now = self.clock.time()
+            if now < rt.not_before:
+                log.info("poll.backoff", retry_in_s=round(rt.not_before - now))
+                return False
+            if not await self._ensure_open(rt):
+                return False
+            assert rt.client is not None
+            interval = rt.intervals.get(stream, 300.0)
+            result = await asyncio.wait_for(rt.client.poll(stream, rt.devices), timeout=max(60.0, interval))
+            rt.stats.skipped_values += result.skipped_values
+            points = await self.deliver(rt, result.points)
+            if result.latest and self.state is not None and not self.dry_run:
+                # The points are durable in the spool: now the cursor may advance.
+                self.state.set_last_seen(rt.cfg.name, stream, result.latest)
+            if result.next_data_at is not None:
+                self._follow_uploads(rt, stream, result.next_data_at)
+            ok = True
+        except BudgetExhaustedError as err:
+            log.warning("poll.no_budget", reason=str(err))
+        except VendorRateLimitError as err:
+            rt.stats.rate_limited += 1
+            until = err.retry_at or (self.clock.time() + 600)
+            rt.budget.pause(until, f"{type(err).__name__}: code {err.code}")
+            log.warning("poll.rate_limited", code=err.code, paused_s=round(until - self.clock.time()))
+        except VendorAuthError as err:
+            rt.stats.errors += 1
+            rt.opened = False  # log in again next time
+            rt.ready.clear()
+            log.error("poll.auth_failed", code=err.code, error=str(err))
+        except VendorError as err:
+            rt.stats.errors += 1
+            log.warning("poll.failed", error_class=type(err).__name__, code=err.code, error=str(err))
+        except TimeoutError:
+            rt.stats.errors += 1
+            log.warning("poll.timeout")
+        except Exception:  # the outermost job boundary: log, count, carry on
+            rt.stats.errors += 1
+            log.exception("poll.crashed")
+        finally:
+            calls = rt.budget.account.calls_made - calls_before
+            rt.stats.requests += calls
+            if ok:
+                rt.failures = 0
+                rt.not_before = 0.0
+                rt.stats.last_success = self.clock.time()
+            elif rt.client is not None:
+                rt.failures += 1
+                interval = rt.intervals.get(stream, 300.0)
+                back = min(MAX_BACKOFF, interval * (2 ** (rt.failures - 1)))
+                rt.not_before = self.clock.time() + back - interval  # the next run is `interval` away
+            log.info(
+                "poll.done",
+                ok=ok,
+                points=points,
+                api_calls=calls,
+                skipped_values=rt.stats.skipped_values,
+                dur_ms=round((time.monotonic() - t0) * 1000),
+            )
+            if task is not None:
+                self._inflight.discard(task)
+        return ok
+
+    def _follow_uploads(self, rt: SourceRuntime, stream: str, next_data_at: float) -> None:
+        """Shift a stream's runs to just after the devices' uploads (the vendor's hint)."""
+        if self.scheduler is None:
+            return
+        interval = rt.intervals.get(stream, 300.0)
+        offset = next_data_at % interval
+        old = rt.offsets.get(stream, 0.0)
+        gap = abs(offset - old) % interval
+        if min(gap, interval - gap) < 20.0:
+            return
+        rt.offsets[stream] = offset
+        self.scheduler.add(
+            f"{rt.cfg.name}:{stream}",
+            _bind(self.poll, rt, stream),
+            interval,
+            now=self.clock.time(),
+            offset=offset,
+        )
+        log.info("poll.rescheduled", source=rt.cfg.name, stream=stream, seconds_past=round(offset))
+
+    async def deliver(self, rt: SourceRuntime | None, points: Sequence[Point]) -> int:
+        """Make points durable (spool) or print them (dry run). Returns how many."""
+        lines = []
+        for p in points:
+            try:
+                lines.append(p.to_line())
+            except ValueError as err:  # an empty or non-finite point: a mapper bug
+                log.error("point.invalid", error=str(err))
+        if not lines:
+            return 0
+        if self.dry_run:
+            assert self.sink is not None
+            await self.sink.write(lines)
+        else:
+            assert self.spool is not None and self.forwarder is not None
+            self.spool.append(lines)
+            self.forwarder.wake()
+        if rt is not None:
+            rt.stats.points_written += len(lines)
+        return len(lines)
+
+    # -- self-metrics ------------------------------------------------------------------
+    async def self_metrics(self) -> None:
+        """The `collector` measurement: one point per source per minute."""
+        now = self.clock.time()
+        stamp = int(now // 60 * 60)
+        points = []
+        pending = self.spool.pending if self.spool is not None else 0
+        for rt in self.sources:
+            s = rt.stats.take()
+            usage = rt.budget.account.usage()
+            used, limit = _day_usage(usage)
+            fields: dict[str, float | int | str] = {
+                "requests": s.requests,
+                "errors": s.errors,
+                "rate_limited": s.rate_limited,
+                "points_written": s.points_written,
+                "skipped_values": s.skipped_values,
+                "points_pending": pending,
+            }
+            if used is not None:
+                fields["quota_used"] = used
+            if limit is not None:
+                fields["quota_limit"] = limit
+            if s.last_success is not None:
+                fields["last_success_age_s"] = float(round(now - s.last_success, 1))
+            if self.forwarder is not None:
+                fields["points_dropped"] = self.forwarder.dropped
+                fields["points_rejected"] = self.forwarder.rejected
+            rt.stats.last_success = s.last_success
+            points.append(Point("collector", {"source": rt.cfg.name, "vendor": rt.cfg.vendor}, fields, stamp))
+        await self.deliver(None, points)
+
+    # -- the two ways to run -----------------------------------------------------------
+    async def run_once(self) -> int:
+        """Poll every source's every stream once, write, flush. 0 if all succeeded."""
+        await self.start()
+        try:
+            jobs = [self.poll(rt, s.name) for rt in self.sources for s in rt.spec.streams]
+            results = await asyncio.gather(*jobs)
+            await self.self_metrics()
+            flushed = await self._flush()
+            ok = all(results) and all(rt.client is not None for rt in self.sources) and flushed
+            return 0 if ok else 1
+        finally:
+            await self.close()
+
+    async def run(self) -> int:
+        """The daemon: until SIGTERM/SIGINT, then flush and return 0."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        await self.start()
+        self.scheduler = Scheduler()
+        now = self.clock.time()
+        for rt in self.sources:
+            if rt.client is None:
+                continue
+            for stream in rt.spec.streams:
+                interval = rt.intervals[stream.name]
+                self.scheduler.add(
+                    f"{rt.cfg.name}:{stream.name}",
+                    _bind(self.poll, rt, stream.name),
+                    interval,
+                    now=now,
+                    first_run=_utc(now + 1),  # poll at once on start, then on the clock
+                )
+        self.scheduler.add("collector:self", self.self_metrics, SELF_METRICS_INTERVAL, now=now)
+        self.scheduler.start()
+        for rt in self.sources:
+            if isinstance(rt.client, HistoryCapable):
+                task = asyncio.create_task(self._backfill_loop(rt), name=f"backfill:{rt.cfg.name}")
+                self._background.add(task)
+        log.info(
+            "collector.started",
+            version=__version__,
+            sources=[rt.cfg.name for rt in self.sources],
+            sink=type(self.sink).__name__,
+        )
+        await self._stop.wait()
+        await self.stop()
+        return 0
+
+    async def _backfill_loop(self, rt: SourceRuntime) -> None:
+        """The daemon's backfill, in the budget live polling leaves: first the gap
+        since the last run (per device, from its last delivered data time), then
+        `backfill.since` up to today. Checkpoints make a finished range free."""
+        stop = self._stop
+        try:
+            ready = asyncio.ensure_future(rt.ready.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            stopping.cancel()
+            bf = Backfiller(self, rt)
+            while not stop.is_set():
+                stopped = ""
+                for devices, start, end in self._backfill_ranges(rt):
+                    report = await bf.run(devices, start, end, should_stop=stop.is_set)
+                    if report.windows_fetched:
+                        log.info(
+                            "backfill.done",
+                            fetched=report.windows_fetched,
+                            points=report.points,
+                            failed=report.windows_failed,
+                        )
+                    stopped = stopped or report.stopped
+                rt.seen_at_start = {}  # the start-up gap is filled (or checkpointed)
+                # Budget used up: try again in 15 minutes; else look again in an hour.
+                await sleep_until(self, self.clock.time() + (900 if stopped else 3600), stop)
+        except Exception:
+            log.exception("backfill.crashed", source=rt.cfg.name)
+
+    def _backfill_ranges(self, rt: SourceRuntime) -> list[tuple[list[Device], int, int]]:
+        ranges: list[tuple[list[Device], int, int]] = []
+        live_interval = rt.intervals.get("live", 300.0)
+        for dev in rt.devices:
+            last = rt.seen_at_start.get(dev.sn)
+            if last is not None and self.started_at - last > 2 * live_interval:
+                ranges.append(([dev], last, int(self.started_at)))
+        since = rt.cfg.backfill.since
+        if since is not None:
+            tz = ZoneInfo(rt.cfg.timezone)
+            end = local_midnight(self.clock.time(), tz)
+            if int(since.timestamp()) < end:
+                ranges.append((list(rt.devices), int(since.timestamp()), end))
+        return ranges
+
+    # -- commands that use the app's parts ----------------------------------------------
+    async def list_devices(self) -> list[tuple[SourceRuntime, str]]:
+        """Log in to each source and discover; (source, error or "") per source."""
+        out: list[tuple[SourceRuntime, str]] = []
+        await self.start()
+        try:
+            for rt in self.sources:
+                try:
+                    if rt.client is None:
+                        out.append((rt, f"the {rt.spec.title} client is not in this version"))
+                        continue
+                    await self._ensure_open(rt)
+                    out.append((rt, ""))
+                except Exception as err:  # reported per source
+                    out.append((rt, f"{type(err).__name__}: {err}"))
+        finally:
+            await self.close()
+        return out
+
+    async def backfill(
+        self, *, source: str | None, device: str | None, since: dt.datetime, until: dt.datetime | None
+    ) -> int:
+        """The `backfill` command: exit code 0 when every selected range is complete."""
+        await self.start()
+        code = 0
+        try:
+            selected = [rt for rt in self.sources if source is None or rt.cfg.name == source]
+            if not selected:
+                log.error("backfill.no_source", source=source)
+                return 2
+            for rt in selected:
+                if not isinstance(rt.client, HistoryCapable):
+                    log.error("backfill.unsupported", source=rt.cfg.name, vendor=rt.cfg.vendor)
+                    code = 1
+                    continue
+                await self._ensure_open(rt)
+                devices = [d for d in rt.devices if device is None or d.sn == device]
+                if not devices:
+                    log.error("backfill.no_device", source=rt.cfg.name, device=device)
+                    code = 1
+                    continue
+                tz = ZoneInfo(rt.cfg.timezone)
+                start = _in_zone(since, tz)
+                end = _in_zone(until, tz) if until is not None else int(self.clock.time())
+                bf = Backfiller(self, rt)
+                todo = bf.plan(devices, start, end)
+                report = await bf.run(devices, start, end, progress=Progress(len(todo)))
+                log.info(
+                    "backfill.finished",
+                    source=rt.cfg.name,
+                    windows=report.windows_total,
+                    already_done=report.windows_done_before,
+                    fetched=report.windows_fetched,
+                    failed=report.windows_failed,
+                    points=report.points,
+                    stopped=report.stopped or None,
+                )
+                if not report.complete:
+                    code = 1
+            if not await self._flush():
+                code = 1
+            return code
+        finally:
+            await self.close()
+
+    def _on_signal(self, sig: int) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("collector.forced_exit", signal=signal.Signals(sig).name)
+            os._exit(128 + sig)
+        log.info("collector.stopping", signal=signal.Signals(sig).name)
+        self._stop.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.pause()
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        inflight = [t for t in self._inflight if not t.done()]
+        if inflight:
+            log.info("collector.waiting_for_polls", count=len(inflight))
+            _done, pending = await asyncio.wait(inflight, timeout=SHUTDOWN_POLL_GRACE)
+            for t in pending:
+                t.cancel()
+        await self.self_metrics()
+        await self._flush()
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        await self.close()
+        log.info("collector.stopped")
+
+    async def _flush(self) -> bool:
+        if self.forwarder is None:
+            return True
+        ok = await self.forwarder.flush(SHUTDOWN_FLUSH_GRACE)
+        if not ok and self.spool is not None:
+            log.warning(
+                "flush.incomplete",
+                pending=self.spool.pending,
+                note="kept in the spool; delivered on the next start",
+            )
+        return ok
+
+    async def close(self) -> None:
+        for rt in self.sources:
+            if rt.client is not None and rt.opened:
+                with contextlib.suppress(Exception):
+                    await rt.client.close()
+        if self.forwarder is not None:
+            self.forwarder.stop()
+        if self._forward_task is not None:
+            self._forward_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._forward_task
+            self._forward_task = None
+        if self.sink is not None:
+            await self.sink.close()
+            self.sink = None
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+        if self.state is not None:
+            self.state.close()
+            self.state = None
+
+
+def _bind(func: Any, *args: Any) -> Any:
+    async def job() -> None:
+        await func(*args)
+
+    return job
+
+
+def _in_zone(when: dt.datetime, tz: ZoneInfo) -> int:
+    """A naive date-time is the site's local time; an aware one is what it says."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return int(when.timestamp())
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+def _day_usage(usage: dict[str, dict[str, tuple[int, float]]]) -> tuple[int | None, float | None]:
+    """The busiest counter's calls in the last 24 h (or longest window) and its limit."""
+    best: tuple[int | None, float | None] = (None, None)
+    for windows in usage.values():
+        if not windows:
+            continue
+        name = "per_day" if "per_day" in windows else sorted(windows)[-1]
+        used, limit = windows[name]
+        if best[0] is None or used > best[0]:
+            best = (used, limit)
+    if best[1] is not None and not math.isfinite(best[1]):
+        return best[0], None
+    return best

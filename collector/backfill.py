@@ -1,0 +1,222 @@
+"""History backfill: windows, checkpoints, pacing by the budget, progress.
+
+Any vendor client that implements `HistoryCapable` gets this for free:
+
+* The range is cut into **windows aligned to the site's local midnights**, no
+  longer than the vendor allows per call (a 25-hour DST day is split), so a
+  window means the same thing on every run.
+* Each window is fetched with **backfill priority** (the budget gives live
+  polling first claim on every limit), its points are made durable in the
+  spool, and only then is the window checkpointed in `state.db`. A window that
+  ends less than `SETTLE` ago is not checkpointed: the vendor may still be
+  receiving that data.
+* Re-running a finished range makes no vendor call. A SIGKILL loses at most
+  the window in flight, which is fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TextIO
+from zoneinfo import ZoneInfo
+
+from collector import budget as budget_mod
+from collector.errors import BudgetExhaustedError, VendorError, VendorRateLimitError
+from collector.log import get_logger
+from collector.vendors.base import Device, HistoryCapable
+
+if TYPE_CHECKING:
+    from collector.app import App, SourceRuntime
+
+log = get_logger(__name__)
+
+STREAM = "history"
+#: A window that ended less than this long ago is fetched but not checkpointed.
+SETTLE = 3600
+#: Transient failures of one window before it is left for a later run.
+WINDOW_TRIES = 3
+
+
+def day_windows(start: int, end: int, tz: ZoneInfo, max_len: float) -> list[tuple[int, int]]:
+    """[start, end) cut at local midnights, each piece at most `max_len` seconds."""
+    out: list[tuple[int, int]] = []
+    cursor = start
+    while cursor < end:
+        local = dt.datetime.fromtimestamp(cursor, tz)
+        next_day = (local + dt.timedelta(days=1)).date()
+        midnight = int(dt.datetime(next_day.year, next_day.month, next_day.day, tzinfo=tz).timestamp())
+        stop = min(end, midnight, cursor + int(max_len))
+        out.append((cursor, stop))
+        cursor = stop
+    return out
+
+
+def local_midnight(ts: float, tz: ZoneInfo) -> int:
+    d = dt.datetime.fromtimestamp(ts, tz).date()
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp())
+
+
+@dataclass
+class BackfillReport:
+    windows_total: int = 0
+    windows_done_before: int = 0
+    windows_fetched: int = 0
+    windows_failed: int = 0
+    points: int = 0
+    stopped: str = ""  # why it stopped early ("" = it finished)
+    per_device: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.stopped and self.windows_failed == 0
+
+
+class Progress:
+    """A one-line progress bar on a terminal, a log line every few windows elsewhere."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.t0 = time.monotonic()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        frac = self.done / self.total
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / frac - elapsed if frac else 0.0
+        if self.tty:
+            bar = "#" * int(frac * 30)
+            self.stream.write(f"\r[{bar:<30}] {self.done}/{self.total} windows  {label}  eta {eta:4.0f}s ")
+            self.stream.flush()
+        elif self.done == self.total or self.done % 10 == 0:
+            log.info("backfill.progress", done=self.done, total=self.total, last=label, eta_s=round(eta))
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Backfiller:
+    """Fetches history windows for one source through its `HistoryCapable` client."""
+
+    def __init__(self, app: App, rt: SourceRuntime, *, max_wait: float = 600.0) -> None:
+        self.app = app
+        self.rt = rt
+        self.max_wait = max_wait
+        if not isinstance(rt.client, HistoryCapable):
+            raise TypeError(f"{rt.spec.title} has no history endpoint")
+        self.client: HistoryCapable = rt.client
+
+    def zone(self, dev: Device) -> ZoneInfo:
+        return ZoneInfo(dev.timezone or self.rt.cfg.timezone)
+
+    def plan(self, devices: Sequence[Device], start: int, end: int) -> list[tuple[Device, int, int]]:
+        """Every window of the range not yet checkpointed, device by device."""
+        state = self.app.state
+        assert state is not None
+        todo: list[tuple[Device, int, int]] = []
+        for dev in devices:
+            tz = self.zone(dev)
+            done = state.windows_done(self.rt.cfg.name, dev.sn, STREAM)
+            done_ends = {s: e for s, e in done}
+            for s, e in day_windows(start, end, tz, self.client.history_window):
+                if done_ends.get(s, -1) >= e:
+                    continue
+                todo.append((dev, s, e))
+        return todo
+
+    async def run(
+        self,
+        devices: Sequence[Device],
+        start: int,
+        end: int,
+        *,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> BackfillReport:
+        state = self.app.state
+        assert state is not None
+        report = BackfillReport()
+        todo = self.plan(devices, start, end)
+        all_windows = sum(
+            len(
+                day_windows(
+                    start, end, ZoneInfo(d.timezone or self.rt.cfg.timezone), self.client.history_window
+                )
+            )
+            for d in devices
+        )
+        report.windows_total = all_windows
+        report.windows_done_before = all_windows - len(todo)
+        token = budget_mod.priority.set(budget_mod.BACKFILL)
+        try:
+            for dev, s, e in todo:
+                if should_stop():
+                    report.stopped = "stopping"
+                    break
+                ok = await self._window(dev, s, e, report)
+                if progress is not None:
+                    label = f"{dev.sn} {dt.datetime.fromtimestamp(s, self.zone(dev)):%Y-%m-%d}"
+                    progress.step(label)
+                if not ok and report.stopped:
+                    break
+        finally:
+            budget_mod.priority.reset(token)
+            if progress is not None:
+                progress.close()
+        return report
+
+    async def _window(self, dev: Device, s: int, e: int, report: BackfillReport) -> bool:
+        state = self.app.state
+        assert state is not None
+        for attempt in range(1, WINDOW_TRIES + 1):
+            try:
+                result = await self.client.history(dev, s, e)
+            except BudgetExhaustedError as err:
+                wait = (err.retry_at - self.app.clock.time()) if err.retry_at else None
+                if wait is not None and 0 < wait <= self.max_wait:
+                    log.info("backfill.waiting_for_budget", seconds=round(wait))
+                    await self.app.clock.sleep(wait)
+                    continue
+                report.stopped = f"no budget left for backfill ({err})"
+                return False
+            except VendorRateLimitError as err:
+                until = err.retry_at or (self.app.clock.time() + 600)
+                self.rt.budget.pause(until, f"{type(err).__name__}: code {err.code}")
+                report.stopped = f"the vendor asked us to slow down (code {err.code})"
+                return False
+            except VendorError as err:
+                log.warning("backfill.window_failed", device=dev.sn, start=s, attempt=attempt, error=str(err))
+                if attempt < WINDOW_TRIES:
+                    await self.app.clock.sleep(min(60.0, 2.0**attempt))
+                continue
+            n = await self.app.deliver(self.rt, result.points)
+            # The window's points are durable: only now may its checkpoint advance.
+            if e <= self.app.clock.time() - SETTLE:
+                state.mark_window_done(self.rt.cfg.name, dev.sn, STREAM, s, e)
+            report.windows_fetched += 1
+            report.points += n
+            report.per_device[dev.sn] = report.per_device.get(dev.sn, 0) + n
+            return True
+        report.windows_failed += 1
+        return False
+
+
+async def sleep_until(app: App, when: float, stop: asyncio.Event) -> None:
+    """Sleep on the app's clock until `when`, or until `stop` is set."""
+    delay = max(0.0, when - app.clock.time())
+    sleeper = asyncio.ensure_future(app.clock.sleep(delay))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        stopper.cancel()

@@ -1,0 +1,47 @@
+"""Shared fixtures: config files for the pipeline tests and a subprocess runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a YAML config (dedented) with `state_dir` in the test's tmp dir."""
+
+    def write(body: str) -> Path:
+        path = tmp_path / "config.yaml"
+        text = f"state_dir: {tmp_path / 'state'}\n" + textwrap.dedent(body)
+        path.write_text(text)
+        path.chmod(0o600)
+        return path
+
+    return write
+
+
+def run_cli(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a subprocess with the pipeline test vendor installed."""
+    code = (
+        "import sys; import tests.pipeline_vendor as v; v.install(); "
+        "from collector.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
