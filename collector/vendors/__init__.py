@@ -11,25 +11,16 @@ from collections.abc import Callable, Iterable
 
 from collector.schema.point import Point
 from collector.vendors.base import Limits, StreamSpec, VendorClient, VendorSpec
+from collector.vendors.foxess import FOXESS_SPEC, FoxessClient
+from collector.vendors.foxess import PARSERS as FOXESS_PARSERS
 
 #: `parse --vendor V --endpoint E`: (raw response text, tz=IANA name, request=raw
 #: request text or None) -> points. A vendor package registers its mappers here.
 Parser = Callable[..., Iterable[Point]]
 
 VENDOR_SPECS: dict[str, VendorSpec] = {
-    # FoxESS Open API: 1440 calls/day per inverter, 1 query/s per endpoint
-    # (research/foxess.md §quota; the doc's "Request Frequency" section).
-    "foxess": VendorSpec(
-        slug="foxess",
-        title="FoxESS Cloud",
-        default_base_url="https://www.foxesscloud.com",
-        credentials=("api_key",),
-        default_limits=Limits(per_second=1, per_day=1440),
-        budget_scope="device",
-        per_second_scope="endpoint",
-        streams=(StreamSpec("live", default_interval=300.0, calls_per_run=1, batch=50),),
-        device_hint="inverter serial numbers",
-    ),
+    # FoxESS Open API: the spec lives with its client (collector/vendors/foxess).
+    "foxess": FOXESS_SPEC,
     # iSolarCloud: the Basic package allows 2000 calls/hour per appkey (E999 when
     # exceeded; research/sungrow.md §quota).
     "sungrow": VendorSpec(
@@ -78,9 +69,13 @@ VENDOR_SPECS: dict[str, VendorSpec] = {
 }
 
 # Implemented clients. A vendor package adds one line here.
-VENDORS: dict[str, type[VendorClient]] = {}
+VENDORS: dict[str, type[VendorClient]] = {
+    "foxess": FoxessClient,
+}
 
 # Saved-response parsers, keyed (vendor, endpoint). A vendor package adds its lines here.
-PARSERS: dict[tuple[str, str], Parser] = {}
+PARSERS: dict[tuple[str, str], Parser] = {
+    **FOXESS_PARSERS,
+}
 
 __all__ = ["VENDORS", "VENDOR_SPECS", "Limits", "StreamSpec", "VendorSpec"]

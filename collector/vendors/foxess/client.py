@@ -1,0 +1,495 @@
+"""FoxessClient: discovery, the `live` and `energy` streams, faults, quota checks, history.
+
+I/O and orchestration only: requests go through `FoxessTransport` (budget, signature,
+errno), answers are read by `responses`, and points come from the pure mappers in
+`mapping`. See docs/vendors/foxess.md for the endpoints, streams and call budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import aiohttp
+
+from collector.clock import Clock, SystemClock
+from collector.errors import (
+    BudgetExhaustedError,
+    VendorAuthError,
+    VendorDataQualityError,
+    VendorError,
+    VendorRateLimitError,
+    VendorResponseError,
+    VendorTransientError,
+)
+from collector.log import get_logger
+from collector.schema.mapping import MappingStats
+from collector.schema.point import Point
+from collector.state import State
+from collector.vendors.base import Device, PollResult
+from collector.vendors.foxess.codes import QUOTA_PAUSE, RATE_LIMIT_PAUSE, VENDOR
+from collector.vendors.foxess.faults import FaultEvent, FaultTracker, fault_points
+from collector.vendors.foxess.mapping import (
+    device_tags,
+    fault_codes,
+    generation_point,
+    inverter_point,
+    map_report,
+    next_upload,
+    reportable_skips,
+    snapshots_from_history,
+    snapshots_from_real,
+)
+from collector.vendors.foxess.responses import (
+    DeviceItem,
+    PlantItem,
+    ReportRequest,
+    read_access_count,
+    read_device,
+    read_fault_table,
+    read_generation,
+    read_history,
+    read_page,
+    read_plant,
+    read_real,
+    read_report,
+    read_report_request,
+)
+from collector.vendors.foxess.transport import RETRIES, RETRY_DELAY, FoxessTransport
+from collector.vendors.foxess.variables import BATTERY_REPORT_VARIABLES, REPORT_VARIABLES
+
+if TYPE_CHECKING:  # collector.config and collector.budget import collector.vendors: no cycle at run time
+    from collector.budget import SourceBudget
+    from collector.config import SourceConfig
+
+log = get_logger(__name__)
+
+REAL_PATH = "/op/v1/device/real/query"  # v1: up to 50 SNs per call (doc "Inverter-V1")
+HISTORY_PATH = "/op/v0/device/history/query"
+REPORT_PATH = "/op/v0/device/report/query"
+GENERATION_PATH = "/op/v0/device/generation"
+DEVICE_LIST_PATH = "/op/v0/device/list"
+PLANT_LIST_PATH = "/op/v0/plant/list"
+FAULT_TABLE_PATH = "/op/v0/device/fault/get"
+ACCESS_COUNT_PATH = "/op/v0/user/getAccessCount"
+
+ENDPOINTS: tuple[str, ...] = (
+    REAL_PATH,
+    HISTORY_PATH,
+    REPORT_PATH,
+    GENERATION_PATH,
+    DEVICE_LIST_PATH,
+    PLANT_LIST_PATH,
+    FAULT_TABLE_PATH,
+    ACCESS_COUNT_PATH,
+)
+"""Every endpoint this client calls (the docs page lists the same)."""
+
+BATCH = 50  # doc: "Can transmit up to 50 Serial Number"
+PAGE_SIZE = 100  # doc minimum 10; anchors use 100–1000 (research/foxess.md §4.4)
+MAX_PAGES = 100  # a guard against a vendor that never stops paging
+#: One snapshot per 300 s per logger, at a fixed phase (research/foxess.md §4.1).
+UPLOAD_PERIOD = 300.0
+#: Poll this long after the expected upload (com.foxess polls 20 s after the snapshot).
+UPLOAD_LAG = 20.0
+DEVICE_CACHE_TTL = 6 * 3600.0
+FAULT_TABLE_TTL = 86400.0  # the table is account-independent and ~160 KB (§4.7)
+ACCESS_CHECK_EVERY = 3600.0
+#: Secondary calls (fault table, access count) never hold a poll up longer than this.
+SIDE_CALL_MAX_WAIT = 10.0
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _valid_zone(name: str | None) -> bool:
+    if not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class FoxessClient:
+    """One FoxESS Cloud source (an API key). Implements VendorClient and HistoryCapable."""
+
+    #: `/op/v0/device/history/query` takes at most 24 hours per call (doc).
+    history_window: float = 86400.0
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        http: aiohttp.ClientSession,
+        budget: SourceBudget,
+        state: State,
+        *,
+        clock: Clock | None = None,
+        retries: int = RETRIES,
+        retry_delay: tuple[float, float] = RETRY_DELAY,
+    ) -> None:
+        self.source = source
+        self._state = state
+        self._budget = budget
+        self._clock: Clock = clock or SystemClock()
+        self._api = FoxessTransport(
+            http=http,
+            budget=budget,
+            base_url=source.base_url,
+            api_key=source.credentials.get("api_key", ""),
+            clock=self._clock,
+            retries=retries,
+            retry_delay=retry_delay,
+        )
+        self._faults = FaultTracker(state, self._key("open_faults"))
+        self._generation_at: dict[str, int] = {}  # device → live data time of its last generation point
+        # Two stream jobs may open the source at once: one discovery, the other reads its cache.
+        self._discover_lock = asyncio.Lock()
+
+    def _key(self, name: str) -> str:
+        return f"foxess:{self.source.name}:{name}"
+
+    def _tags(self, dev: Device) -> dict[str, str]:
+        return device_tags(self.source.name, dev.site, dev.sn)
+
+    def _tz(self, dev: Device) -> str:
+        return dev.timezone or self.source.timezone
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Nothing to log in to: every request is signed with the API key."""
+        if not self.source.credentials.get("api_key"):
+            raise VendorAuthError("FoxESS: no api_key configured", vendor=VENDOR)
+
+    async def close(self) -> None:
+        """Nothing to release: the HTTP session is the app's."""
+
+    # -- discovery -----------------------------------------------------------------------------
+    async def discover(self) -> list[Device]:
+        """Plants and inverters (paged), cached for a few hours; filtered by the config's `devices`.
+
+        `site` is the plant id (`stationID`); the time zone is the plant's `ianaTimezone`
+        (research/foxess.md §4.9) when it is a valid IANA name, else the source's.
+        """
+        async with self._discover_lock:
+            cached = self._state.get(self._key("devices"))
+            devices = _devices_from_json(cached) if cached else None
+            if devices is None:
+                plants = await self._plants()
+                items = [d for raw in await self._paged(DEVICE_LIST_PATH) if (d := read_device(raw))]
+                devices = [self._device(item, plants) for item in items]
+                self._state.put(self._key("devices"), _devices_to_json(devices), ttl=DEVICE_CACHE_TTL)
+        if self.source.devices:
+            wanted = set(self.source.devices)
+            missing = wanted - {d.sn for d in devices}
+            if missing:
+                log.warning("foxess.devices_not_found", source=self.source.name, devices=sorted(missing))
+            devices = [d for d in devices if d.sn in wanted]
+        return devices
+
+    async def _plants(self) -> dict[str, PlantItem]:
+        try:
+            rows = await self._paged(PLANT_LIST_PATH)
+        except (VendorResponseError, VendorDataQualityError) as err:
+            # Plants only give the time zone: carry on with the source's.
+            log.warning("foxess.plant_list_failed", error=str(err))
+            return {}
+        return {p.station_id: p for raw in rows if (p := read_plant(raw)) is not None}
+
+    async def _paged(self, path: str) -> list[Mapping[str, Any]]:
+        items: list[Mapping[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            result = await self._api.post(path, {"currentPage": page, "pageSize": PAGE_SIZE})
+            pg = read_page(result, path)
+            items.extend(pg.items)
+            if not pg.items:
+                break
+            if pg.total is not None and len(items) >= pg.total:
+                break
+            if pg.total is None and len(pg.items) < PAGE_SIZE:
+                break
+        return items
+
+    def _device(self, item: DeviceItem, plants: Mapping[str, PlantItem]) -> Device:
+        plant = plants.get(item.station_id or "")
+        zone = plant.iana_timezone if plant is not None else None
+        meta: dict[str, object] = {
+            k: v
+            for k, v in (
+                ("device_type", item.device_type),
+                ("product_type", item.product_type),
+                ("has_battery", item.has_battery),
+                ("has_pv", item.has_pv),
+                ("status", item.status),
+                ("module_sn", item.module_sn),
+            )
+            if v is not None
+        }
+        return Device(
+            sn=item.device_sn,
+            site=item.station_id or self.source.site,
+            kind="inverter",
+            timezone=zone if _valid_zone(zone) else self.source.timezone,
+            name=item.station_name or (plant.name if plant and plant.name else ""),
+            meta=meta,
+        )
+
+    # -- streams -------------------------------------------------------------------------------
+    async def poll(self, stream: str, devices: Sequence[Device]) -> PollResult:
+        """`live`: real-time data of every device, 50 per call. `energy`: reports and generation."""
+        if stream == "live":
+            return await self._poll_live(devices)
+        if stream == "energy":
+            return await self._poll_energy(devices)
+        raise ValueError(f"FoxESS has no stream {stream!r}")
+
+    async def _poll_live(self, devices: Sequence[Device]) -> PollResult:
+        result = PollResult()
+        stats = MappingStats()
+        by_sn = {d.sn: d for d in devices}
+        last = self._state.last_seen(self.source.name, "live")
+        chunks = _chunks(list(by_sn), BATCH)
+        failures: list[VendorError] = []
+        data_times: list[int] = []
+        events: list[FaultEvent] = []
+        for chunk in chunks:
+            try:
+                raw = await self._api.post(REAL_PATH, {"sns": list(chunk)}, devices=chunk)
+            except (VendorTransientError, VendorResponseError, VendorDataQualityError) as err:
+                # One failed batch must not throw away the others' data; all failed → raise.
+                failures.append(err)
+                log.warning("foxess.batch_failed", endpoint=REAL_PATH, devices=len(chunk), error=str(err))
+                continue
+            wanted = set(chunk)
+            for record in read_real(raw, REAL_PATH):
+                dev = by_sn.get(record.device_sn)
+                if dev is None or dev.sn not in wanted:
+                    continue
+                for snap in snapshots_from_real([record], tz=self._tz(dev), stats=stats):
+                    data_times.append(snap.time)
+                    if snap.time <= last.get(dev.sn, 0):
+                        continue  # the same snapshot as last time (or older): already written
+                    point = inverter_point(snap, self._tags(dev), stats)
+                    if point is not None:
+                        result.points.append(point)
+                    result.latest[dev.sn] = max(result.latest.get(dev.sn, 0), snap.time)
+                    codes = fault_codes(snap.values.get("currentFault"))
+                    events += self._faults.observe(dev.sn, snap.time, codes, delivered=last.get(dev.sn, 0))
+        if failures and len(failures) == len(chunks):
+            raise failures[0]
+        if events:
+            messages = await self._fault_messages()
+            result.points += fault_points(events, messages, lambda sn: self._tags(by_sn[sn]), stats)
+        result.skipped_values = reportable_skips(stats)
+        result.next_data_at = next_upload(
+            data_times, self._clock.time(), period=UPLOAD_PERIOD, lag=UPLOAD_LAG
+        )
+        if result.skipped_values:
+            log.debug("foxess.live_mapped", summary=stats.summary())
+        await self._maybe_check_quota()
+        return result
+
+    async def _poll_energy(self, devices: Sequence[Device]) -> PollResult:
+        result = PollResult()
+        stats = MappingStats()
+        now = self._clock.time()
+        live_times = self._state.last_seen(self.source.name, "live")
+        failures: list[VendorError] = []
+        for dev in devices:
+            try:
+                result.points += await self._reports(dev, now, stats)
+                ts = live_times.get(dev.sn)
+                if ts is not None and ts > self._generation_at.get(dev.sn, 0):
+                    result.points += await self._generation(dev, ts, stats)
+            except (VendorTransientError, VendorResponseError, VendorDataQualityError) as err:
+                failures.append(err)
+                log.warning("foxess.energy_failed", device=dev.sn, error=str(err))
+        if failures and len(failures) == len(devices):
+            raise failures[0]
+        result.skipped_values = reportable_skips(stats)
+        return result
+
+    def _report_requests(self, dev: Device, now: float) -> list[tuple[ReportRequest, str | None]]:
+        """This run's report requests: the current day / month / year, and — once, after a
+        rollover — the period just closed, so its last hour / day / month is final too.
+        Each comes with the state key to record it under (None: nothing to record)."""
+        local = datetime.fromtimestamp(now, ZoneInfo(self._tz(dev)))
+        variables = tuple(
+            v
+            for v in REPORT_VARIABLES
+            if not (dev.meta.get("has_battery") is False and v in BATTERY_REPORT_VARIABLES)
+        )
+        out: list[tuple[ReportRequest, str | None]] = []
+        for dim in ("day", "month", "year"):
+            current = ReportRequest(
+                dev.sn,
+                dim,
+                local.year,
+                local.month if dim != "year" else None,
+                local.day if dim == "day" else None,
+                variables,
+            )
+            key = self._key(f"report:{dev.sn}:{dim}")
+            stored = self._state.get(key)
+            if stored:
+                try:
+                    previous = read_report_request(stored)
+                except ValueError:
+                    previous = None
+                if previous is not None and (previous.year, previous.month, previous.day) != (
+                    current.year,
+                    current.month,
+                    current.day,
+                ):
+                    out.append((previous, None))
+            out.append((current, key))
+        return out
+
+    async def _reports(self, dev: Device, now: float, stats: MappingStats) -> list[Point]:
+        points: list[Point] = []
+        for req, key in self._report_requests(dev, now):
+            raw = await self._api.post(REPORT_PATH, req.body(), devices=[dev.sn])
+            points += map_report(
+                read_report(raw, REPORT_PATH),
+                req,
+                tz=self._tz(dev),
+                tags=self._tags(dev),
+                stats=stats,
+                now=int(now),
+            )
+            if key is not None:
+                self._state.put(key, json.dumps(req.body()))
+        return points
+
+    async def _generation(self, dev: Device, data_time: int, stats: MappingStats) -> list[Point]:
+        """today / cumulative yield (kWh) of `/op/v0/device/generation`, stamped with the
+        device's newest live data time: the endpoint gives no time of its own, and the
+        cloud's counters change only with an upload. Called only when that time is new."""
+        raw = await self._api.get(GENERATION_PATH, {"sn": dev.sn}, devices=[dev.sn])
+        point = generation_point(read_generation(raw), tags=self._tags(dev), time=data_time, stats=stats)
+        self._generation_at[dev.sn] = data_time
+        return [point] if point is not None else []
+
+    # -- history (HistoryCapable) ----------------------------------------------------------------
+    async def history(self, device: Device, start: int, end: int) -> PollResult:
+        """`inverter` points with data time in [start, end), one call (≤ 24 h, all variables).
+
+        The same mapping as `live`, so backfilled and live points are one series.
+        """
+        if end <= start:
+            return PollResult()
+        if end - start > self.history_window:
+            raise ValueError(f"a FoxESS history window is at most 24 h, not {end - start} s")
+        body = {"sn": device.sn, "begin": int(start) * 1000, "end": int(end) * 1000}
+        raw = await self._api.post(HISTORY_PATH, body, devices=[device.sn])
+        stats = MappingStats()
+        result = PollResult()
+        tags = self._tags(device)
+        for snap in snapshots_from_history(read_history(raw, HISTORY_PATH), tz=self._tz(device), stats=stats):
+            if snap.device_sn != device.sn or not start <= snap.time < end:
+                continue
+            point = inverter_point(snap, tags, stats)
+            if point is not None:
+                result.points.append(point)
+                result.latest[device.sn] = max(result.latest.get(device.sn, 0), snap.time)
+        result.skipped_values = reportable_skips(stats)
+        return result
+
+    # -- side calls: fault table, access count ----------------------------------------------------
+    async def _fault_messages(self) -> dict[str, str]:
+        """The fault-code table, cached a day in state (it is account-independent, §4.7).
+        Fetched only when a fault starts or ends; a failure leaves the messages out."""
+        key = f"foxess:fault-table:{self.source.base_url}"
+        cached = self._state.get(key)
+        if cached:
+            try:
+                table = json.loads(cached)
+                if isinstance(table, dict):
+                    return {str(k): str(v) for k, v in table.items()}
+            except ValueError:
+                pass
+        try:
+            raw = await self._api.get(FAULT_TABLE_PATH, max_wait=SIDE_CALL_MAX_WAIT)
+        except VendorRateLimitError as err:
+            self._pause(err)
+            return {}
+        except (VendorError, BudgetExhaustedError) as err:
+            log.warning("foxess.fault_table_failed", error=str(err))
+            return {}
+        table = read_fault_table(raw)
+        self._state.put(key, json.dumps(table), ttl=FAULT_TABLE_TTL)
+        return table
+
+    def _pause(self, err: VendorRateLimitError) -> None:
+        """A side call was refused for rate: pause the account as the app would, but keep
+        the run's points (the app only pauses when the run itself raises)."""
+        log.warning("foxess.side_call_rate_limited", endpoint=err.endpoint, code=err.code)
+        self._budget.pause(err.retry_at or self._clock.time() + RATE_LIMIT_PAUSE, f"FoxESS errno {err.code}")
+
+    async def _maybe_check_quota(self) -> None:
+        """Hourly, ask the vendor how many calls are left (`getAccessCount`) and tell the budget.
+
+        Whether this call itself counts is not known (§3.1), so it is rare. `remaining == 0`
+        pauses the account for `QUOTA_PAUSE` (teh-hippo stops polling at 0, §3.3).
+        """
+        key = self._key("access_checked")
+        if self._state.get(key) is not None:
+            return
+        self._state.put(key, str(int(self._clock.time())), ttl=ACCESS_CHECK_EVERY)  # a failure waits too
+        try:
+            count = read_access_count(await self._api.get(ACCESS_COUNT_PATH, max_wait=SIDE_CALL_MAX_WAIT))
+        except VendorRateLimitError as err:
+            self._pause(err)
+            return
+        except (VendorError, BudgetExhaustedError) as err:
+            log.warning("foxess.access_count_failed", error=str(err))
+            return
+        log.info("foxess.access_count", source=self.source.name, total=count.total, remaining=count.remaining)
+        # Proposed spine API (SourceBudget.sync_remaining); used as soon as the budget has it.
+        sync: Callable[[int, int], None] | None = getattr(self._budget, "sync_remaining", None)
+        if callable(sync):
+            sync(count.remaining, count.total)
+        if count.remaining <= 0:
+            self._budget.pause(self._clock.time() + QUOTA_PAUSE, "FoxESS getAccessCount: no calls remaining")
+
+
+def _devices_to_json(devices: Iterable[Device]) -> str:
+    return json.dumps(
+        [
+            {
+                "sn": d.sn,
+                "site": d.site,
+                "kind": d.kind,
+                "timezone": d.timezone,
+                "name": d.name,
+                "meta": dict(d.meta),
+            }
+            for d in devices
+        ]
+    )
+
+
+def _devices_from_json(text: str) -> list[Device] | None:
+    try:
+        rows = json.loads(text)
+        return [
+            Device(
+                sn=str(r["sn"]),
+                site=str(r["site"]),
+                kind=str(r.get("kind") or "inverter"),
+                timezone=r.get("timezone"),
+                name=str(r.get("name") or ""),
+                meta=dict(r.get("meta") or {}),
+            )
+            for r in rows
+        ]
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,1 @@
+"""Tests of the vendor simulators, the framework and the plant model."""

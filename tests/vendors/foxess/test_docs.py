@@ -1,0 +1,94 @@
+"""docs/vendors/foxess.md and the mapping tables are held to each other, both ways."""
+
+from __future__ import annotations
+
+import re
+
+from collector.schema.mapping import FieldMap, Row, SplitMap
+from collector.schema.units import parse_unit
+from collector.vendors.foxess import FOXESS_SPEC
+from collector.vendors.foxess.client import ENDPOINTS
+from collector.vendors.foxess.mapping import (
+    GENERATION_TABLE,
+    INVERTER_ROWS,
+    NOT_WRITTEN,
+    REPORT_ROWS,
+    STATE_OF,
+)
+from collector.vendors.foxess.variables import RUNNING_STATES
+from tests.conftest import ROOT
+
+PAGE = ROOT / "docs" / "vendors" / "foxess.md"
+_N = range(1, 19)
+_PHASES = (("R", "a"), ("S", "b"), ("T", "c"))
+
+
+def table(name: str) -> list[list[str]]:
+    """The body rows of the table between `<!-- mapping:name -->` and `<!-- /mapping -->`."""
+    text = PAGE.read_text()
+    start = text.index(f"<!-- mapping:{name} -->")
+    end = text.index("<!-- /mapping -->", start)
+    rows = []
+    for line in text[start:end].splitlines():
+        if not line.startswith("| ") or line.startswith("| ---"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        rows.append([c.strip("`") for c in cells])
+    return rows[1:]  # without the header
+
+
+def expand(var: str, field: str) -> list[tuple[str, str]]:
+    """`pv{N}Volt`/`pv{N}_voltage_v` → N = 1…18; `{R,S,T}`/`{a,b,c}` → pairs in order."""
+    if "{N}" in var:
+        return [(var.replace("{N}", str(n)), field.replace("{N}", str(n))) for n in _N]
+    if "{R,S,T}" in var:
+        return [(var.replace("{R,S,T}", p), field.replace("{a,b,c}", x)) for p, x in _PHASES]
+    return [(var, field)]
+
+
+def unit_key(unit: str | None) -> str:
+    return "—" if unit is None else parse_unit(unit).symbol
+
+
+def documented(name: str) -> set[tuple[str, str, str]]:
+    out = set()
+    for var, unit, field, *_ in table(name):
+        for v, f in expand(var, field):
+            out.add((v, unit_key(None if unit == "—" else unit), f))
+    return out
+
+
+def coded(rows: tuple[Row, ...] | tuple[FieldMap, ...]) -> set[tuple[str, str, str]]:
+    out = set()
+    for row in rows:
+        targets = (row.positive, row.negative) if isinstance(row, SplitMap) else (row.target,)
+        for target in targets:
+            out.add((row.source, unit_key(row.unit), target))
+    return out
+
+
+def test_inverter_table_matches_the_page() -> None:
+    assert documented("inverter") == coded(INVERTER_ROWS)
+
+
+def test_energy_and_generation_tables_match_the_page() -> None:
+    assert documented("energy") == coded(REPORT_ROWS)
+    assert documented("generation") == coded(tuple(GENERATION_TABLE.rows))
+
+
+def test_not_written_matches_the_page() -> None:
+    assert {row[0] for row in table("not-written")} == set(NOT_WRITTEN)
+
+
+def test_state_table_matches_the_page() -> None:
+    rows = table("state")
+    assert {int(code): state for code, _, state in rows} == dict(STATE_OF)
+    assert {int(code): word for code, word, _ in rows} == dict(RUNNING_STATES)
+
+
+def test_page_names_every_endpoint_and_the_stream_budget() -> None:
+    text = PAGE.read_text()
+    for endpoint in ENDPOINTS:
+        assert f"`{endpoint}`" in text, endpoint
+    for stream in FOXESS_SPEC.streams:
+        assert re.search(rf"\| `{stream.name}` \|", text), stream.name
