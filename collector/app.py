@@ -21,10 +21,12 @@ import contextlib
 import datetime as dt
 import math
 import os
+import shutil
 import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +41,7 @@ from collector.clock import Clock, SystemClock
 from collector.config import Config, SourceConfig
 from collector.errors import (
     BudgetExhaustedError,
+    CollectorError,
     VendorAuthError,
     VendorError,
     VendorRateLimitError,
@@ -51,7 +54,7 @@ from collector.sinks.base import Sink
 from collector.sinks.forwarder import Forwarder
 from collector.sinks.influxdb import InfluxSink
 from collector.sinks.local import LocalSink
-from collector.sinks.spool import Spool
+from collector.sinks.spool import Spool, SpoolLockedError
 from collector.sinks.stdout import StdoutSink
 from collector.state import State
 from collector.vendors import VENDOR_SPECS, VENDORS
@@ -143,6 +146,8 @@ class App:
         self._signals = 0
         self._background: set[asyncio.Task[Any]] = set()
         self.started_at = 0.0
+        self.daemon = False  # set by run(): the daemon may not share its state_dir
+        self._private_spool: Path | None = None
 
     # -- start-up ----------------------------------------------------------------
     async def start(self) -> None:
@@ -173,7 +178,7 @@ class App:
                     timeout=ic.timeout,
                     gzip_level=ic.gzip_level,
                 )
-            self.spool = Spool(cfg.state_dir / "spool", cfg.buffer_max_size)
+            self.spool = self._open_spool()
             batch = cfg.influxdb.batch_size if cfg.influxdb else 5000
             self.forwarder = Forwarder(self.spool, self.sink, batch_lines=batch)
             if self.spool.pending:
@@ -224,6 +229,42 @@ class App:
             else:
                 rt.client = client_cls(src, self.http, rt.budget, self.state)
             self.sources.append(rt)
+
+    def _open_spool(self) -> Spool:
+        """The main spool; a command run beside the daemon gets its own (`spool-<pid>`).
+
+        The daemon adopts the lines of every unlocked `spool-*` left behind (a
+        command that was killed), so no point is stranded there.
+        """
+        cfg = self.config
+        try:
+            spool = Spool(cfg.state_dir / "spool", cfg.buffer_max_size)
+        except SpoolLockedError:
+            if self.daemon:
+                raise CollectorError(
+                    f"another solar-collector daemon is running with state_dir {cfg.state_dir}"
+                ) from None
+            self._private_spool = cfg.state_dir / f"spool-{os.getpid()}"
+            log.info("spool.private", path=str(self._private_spool), reason="the daemon holds the main spool")
+            return Spool(self._private_spool, cfg.buffer_max_size)
+        self._adopt_orphans(spool)
+        return spool
+
+    def _adopt_orphans(self, spool: Spool) -> None:
+        for orphan in sorted(self.config.state_dir.glob("spool-*")):
+            try:
+                other = Spool(orphan, self.config.buffer_max_size)
+            except SpoolLockedError:
+                continue  # its process is still running; it delivers its own lines
+            moved = 0
+            with other:
+                while (batch := other.peek()) is not None:
+                    spool.append(batch.lines())  # durable here before it leaves there
+                    other.ack(batch)
+                    moved += batch.count
+            shutil.rmtree(orphan, ignore_errors=True)
+            if moved:
+                log.info("spool.adopted", path=str(orphan), lines=moved)
 
     async def _ensure_open(self, rt: SourceRuntime) -> bool:
         """Log in and discover devices once (again after an auth error)."""
@@ -420,6 +461,7 @@ class App:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        self.daemon = True
         await self.start()
         self.scheduler = Scheduler()
         now = self.clock.time()
@@ -621,8 +663,11 @@ class App:
             await self.sink.close()
             self.sink = None
         if self.spool is not None:
+            empty = self.spool.pending == 0
             self.spool.close()
             self.spool = None
+            if empty and self._private_spool is not None:
+                shutil.rmtree(self._private_spool, ignore_errors=True)
         if self.http is not None:
             await self.http.close()
             self.http = None

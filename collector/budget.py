@@ -18,7 +18,7 @@ How it counts (decisions, see docs in the README "Budgets"):
 * **Live first.** A live call may use the whole limit. A backfill call only
   takes capacity that leaves the live plan for a whole window plus a reserve
   untouched, and never a per-second slot that a live call is waiting for.
-* **Spacing margin.** Per-second limits are enforced with 10 % extra spacing,
+* **Spacing margin.** Per-second limits are enforced with 5 % extra spacing,
   because the vendor measures arrival times, not our send times.
 """
 
@@ -50,7 +50,7 @@ priority: contextvars.ContextVar[int] = contextvars.ContextVar("budget_priority"
 LIVE_SHARE = 0.9
 #: Share of each limit kept free by backfill beyond the live plan.
 BACKFILL_RESERVE = 0.05
-SECOND_MARGIN = 1.1
+SECOND_MARGIN = 1.05
 #: A call that would have to wait longer than this raises instead of waiting.
 DEFAULT_MAX_WAIT = 90.0
 

@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--since", help="YYYY-MM-DD or ISO date-time (UTC unless it has an offset)")
     ex.add_argument("--until", help="exclusive")
     ex.add_argument("--measurement", help="only this measurement")
+    ex.add_argument("--state-dir", help="read this state directory (no config needed; e.g. a demo's)")
 
     pa = sub.add_parser("parse", help="map a saved vendor response and print line protocol")
     pa.add_argument("--vendor", required=True)
@@ -114,13 +115,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from collector import demo
 
         return demo.main(args.seconds, args.state_dir)
+    if cmd == "export" and args.state_dir:
+        return _export(Path(args.state_dir), args)
     config = _load(args)
     if cmd == "check":
         return _check(config)
     if cmd == "quota":
         return _quota(config)
     if cmd == "export":
-        return _export(config, args)
+        return _export(config.state_dir, args)
     if cmd == "run":
         from collector.app import App
 
@@ -271,10 +274,10 @@ def _parse_time(text: str, *, key: str) -> int:
     return int(value.timestamp())
 
 
-def _export(config: Config, args: argparse.Namespace) -> int:
+def _export(state_dir: Path, args: argparse.Namespace) -> int:
     from collector.sinks.local import LocalStore
 
-    path = config.state_dir / "local.db"
+    path = state_dir / "local.db"
     if not path.exists():
         print(f"solar-collector: no embedded store at {path} (nothing collected yet)", file=sys.stderr)
         return EXIT_FAILED

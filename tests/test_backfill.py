@@ -126,3 +126,61 @@ def test_the_daemon_refills_the_gap_after_it_was_down(
             proc.kill()
     assert proc.returncode == 0, err
     assert wanted <= set(inverter_times(state_dir, "A2")), "the 6-hour gap was not refilled"
+
+
+def test_a_backfill_beside_the_running_daemon_uses_its_own_spool(
+    write_config: Callable[[str], Path], tmp_path: Path
+) -> None:
+    cfg = write_config(config_text())
+    state_dir = tmp_path / "state"
+    code = (
+        "import sys; import tests.pipeline_vendor as v; v.install(); "
+        "from collector.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", code, "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (state_dir / "spool" / "lock").exists():
+            time.sleep(0.1)  # polling for the daemon's spool, with a deadline
+        second = run_cli(["run", "--config", str(cfg)])
+        assert second.returncode == 1
+        assert "another solar-collector daemon is running" in second.stderr
+        today = dt.datetime.now(BERLIN).date()
+        since = (today - dt.timedelta(days=1)).isoformat()
+        res = run_cli(["backfill", "--since", since, "--until", today.isoformat(), "--config", str(cfg)])
+        assert res.returncode == 0, res.stderr
+        assert "spool.private" in res.stderr
+        assert not list(state_dir.glob("spool-*")), "the private spool was delivered and removed"
+        start = int(dt.datetime.combine(today - dt.timedelta(days=1), dt.time(), BERLIN).timestamp())
+        assert set(range(start, start + 86400 - 3600, 300)) <= set(inverter_times(state_dir, "A1"))
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=60)
+
+
+def test_the_daemon_adopts_a_killed_commands_spool(
+    write_config: Callable[[str], Path], tmp_path: Path
+) -> None:
+    from collector.sinks.spool import Spool
+
+    cfg = write_config(config_text())
+    state_dir = tmp_path / "state"
+    orphan = Spool(state_dir / "spool-4242", 10**8)
+    orphan.append(
+        [
+            f"inverter,device=OLD,site=s,source=roof,vendor=foxess pv_power_w=1.0 {1700000000 + i}"
+            for i in range(3)
+        ]
+    )
+    orphan.close()
+    res = run_cli(["run", "--once", "--config", str(cfg)])
+    assert res.returncode == 0, res.stderr
+    assert inverter_times(state_dir, "OLD") == [1700000000, 1700000001, 1700000002]
+    assert not (state_dir / "spool-4242").exists()

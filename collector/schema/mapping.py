@@ -44,7 +44,7 @@ from typing import Any, Literal
 from collector.schema.fields import FieldSpec, FieldType, SchemaError, check_tags, measurement_spec
 from collector.schema.point import FieldValue, Point
 from collector.schema.timeparse import TimeParseError, parse_zone, to_utc_seconds
-from collector.schema.units import Unit, UnitError, convert, parse_unit
+from collector.schema.units import Unit, UnitError, convert, parse_unit, tidy
 
 __all__ = [
     "ABSENT_REASONS",
@@ -395,7 +395,10 @@ def _number_in(
             raise _Skip("unit") from None
         if not math.isfinite(number):
             raise _Skip("not_finite")
-    return number
+        return number
+    # No conversion: still drop the vendor's binary float noise (28.700000000000003 °C),
+    # to the same 12 significant digits that conversions keep.
+    return tidy(number)
 
 
 def as_number(value: Any) -> float | None:

@@ -191,12 +191,19 @@ def convert(value: float, from_unit: str | Unit, to_unit: str | Unit) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"convert needs a number, got {type(value).__name__}")
     if src.factor == dst.factor and src.offset == dst.offset:
-        return float(value)
+        return tidy(value)
     if not math.isfinite(value):
         return (float(value) * float(src.factor) + float(src.offset) - float(dst.offset)) / float(dst.factor)
     exact = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
     out = (exact * src.factor + src.offset - dst.offset) / dst.factor
     return float(_ROUND.plus(out))
+
+
+def tidy(value: float) -> float:
+    """A float without binary noise: 12 significant digits, as conversions keep."""
+    if isinstance(value, bool) or not math.isfinite(value):
+        return float(value)
+    return float(_ROUND.plus(Decimal(repr(float(value)))))
 
 
 def to_base(value: float, unit: str | Unit) -> float:

@@ -438,3 +438,17 @@ def test_as_number() -> None:
 
 def test_time_helper_reexported() -> None:
     assert to_utc_seconds("2024-09-11 21:00:57 BST+0100") == T
+
+
+def test_a_value_in_the_schema_unit_loses_its_float_noise() -> None:
+    from collector.schema.mapping import FieldMap, MappingStats, MappingTable, apply
+
+    table = MappingTable(
+        "inverter", (FieldMap("t", "inverter_temperature_c", "°C"), FieldMap("pf", "power_factor"))
+    )
+    tags = {"vendor": "foxess", "source": "s", "site": "x", "device": "d"}
+    point = apply(
+        table, {"t": 28.700000000000003, "pf": 0.9990000000000001}, tags=tags, time=1, stats=MappingStats()
+    )
+    assert point is not None
+    assert point.fields == {"inverter_temperature_c": 28.7, "power_factor": 0.999}

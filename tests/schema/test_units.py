@@ -119,8 +119,11 @@ def test_float_noise_is_rounded_away() -> None:
     assert convert(2096349.9501, "kWh", "Wh") == 2096349950.1
 
 
-def test_same_unit_returns_value_unchanged() -> None:
-    assert convert(0.30000000000000004, "W", "w") == 0.30000000000000004
+def test_same_unit_drops_only_binary_float_noise() -> None:
+    # 12 significant digits, like every conversion: vendors' JSON floats carry noise
+    assert convert(0.30000000000000004, "W", "w") == 0.3
+    assert convert(28.700000000000003, "°C", "℃") == 28.7
+    assert convert(1234.56789, "W", "W") == 1234.56789
     assert convert(3, "W", "W") == 3.0
     assert isinstance(convert(3, "W", "W"), float)
 
