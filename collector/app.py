@@ -35,7 +35,7 @@ import structlog
 
 from collector import __version__
 from collector import budget as budget_mod
-from collector.backfill import Backfiller, Progress, local_midnight, sleep_until
+from collector.backfill import Backfiller, BackfillReport, Progress, local_midnight, sleep_until
 from collector.budget import BudgetBook, SourceBudget
 from collector.clock import Clock, SystemClock
 from collector.config import Config, SourceConfig
@@ -58,7 +58,7 @@ from collector.sinks.spool import Spool, SpoolLockedError
 from collector.sinks.stdout import StdoutSink
 from collector.state import State
 from collector.vendors import VENDOR_SPECS, VENDORS
-from collector.vendors.base import Device, HistoryCapable, VendorClient, VendorSpec
+from collector.vendors.base import Device, HistoryCapable, PollResult, VendorClient, VendorSpec
 
 log = get_logger(__name__)
 
@@ -106,8 +106,8 @@ class SourceRuntime:
     devices: list[Device] = field(default_factory=list)
     opened: bool = False
     stats: SourceStats = field(default_factory=SourceStats)
-    failures: int = 0
-    not_before: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)  # per stream
+    not_before: dict[str, float] = field(default_factory=dict)  # per stream: back-off
     intervals: dict[str, float] = field(default_factory=dict)
     offsets: dict[str, float] = field(default_factory=dict)
     #: The newest live data time per device when the daemon started (gap refill).
@@ -151,6 +151,13 @@ class App:
 
     # -- start-up ----------------------------------------------------------------
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         self.state = State(cfg.state_dir)
         book = BudgetBook(self.state, self.clock)
@@ -231,40 +238,55 @@ class App:
             self.sources.append(rt)
 
     def _open_spool(self) -> Spool:
-        """The main spool; a command run beside the daemon gets its own (`spool-<pid>`).
+        """The daemon's spool is `spool`; a command's is `spool-<pid>`, its own.
 
-        The daemon adopts the lines of every unlocked `spool-*` left behind (a
-        command that was killed), so no point is stranded there.
+        So a `backfill` can run beside the daemon, and a daemon can start while a
+        long backfill runs. Whoever runs adopts the lines of every spool that no
+        running process holds (a command killed with lines undelivered, or the
+        daemon's own while it is stopped), so no point is stranded.
         """
         cfg = self.config
-        try:
-            spool = Spool(cfg.state_dir / "spool", cfg.buffer_max_size)
-        except SpoolLockedError:
-            if self.daemon:
+        if self.daemon:
+            try:
+                spool = Spool(cfg.state_dir / "spool", cfg.buffer_max_size)
+            except SpoolLockedError:
                 raise CollectorError(
                     f"another solar-collector daemon is running with state_dir {cfg.state_dir}"
                 ) from None
+        else:
             self._private_spool = cfg.state_dir / f"spool-{os.getpid()}"
-            log.info("spool.private", path=str(self._private_spool), reason="the daemon holds the main spool")
-            return Spool(self._private_spool, cfg.buffer_max_size)
-        self._adopt_orphans(spool)
+            spool = Spool(self._private_spool, cfg.buffer_max_size)
+        self.adopt_orphans(spool)
         return spool
 
-    def _adopt_orphans(self, spool: Spool) -> None:
-        for orphan in sorted(self.config.state_dir.glob("spool-*")):
+    def adopt_orphans(self, spool: Spool | None = None) -> int:
+        """Move the lines of unlocked spools in `state_dir` into ours; how many moved."""
+        spool = spool or self.spool
+        if spool is None:
+            return 0
+        moved = 0
+        own = {self._private_spool, self.config.state_dir / "spool" if self.daemon else None}
+        for other_dir in sorted(self.config.state_dir.glob("spool*")):
+            if other_dir in own or not other_dir.is_dir():
+                continue
             try:
-                other = Spool(orphan, self.config.buffer_max_size)
+                other = Spool(other_dir, self.config.buffer_max_size)
             except SpoolLockedError:
-                continue  # its process is still running; it delivers its own lines
-            moved = 0
+                continue  # its process is running; it delivers its own lines
+            n = 0
             with other:
                 while (batch := other.peek()) is not None:
                     spool.append(batch.lines())  # durable here before it leaves there
                     other.ack(batch)
-                    moved += batch.count
-            shutil.rmtree(orphan, ignore_errors=True)
-            if moved:
-                log.info("spool.adopted", path=str(orphan), lines=moved)
+                    n += batch.count
+            if other_dir.name != "spool":
+                shutil.rmtree(other_dir, ignore_errors=True)
+            if n:
+                log.info("spool.adopted", path=str(other_dir), lines=n)
+                moved += n
+        if moved and self.forwarder is not None:
+            self.forwarder.wake()
+        return moved
 
     async def _ensure_open(self, rt: SourceRuntime) -> bool:
         """Log in and discover devices once (again after an auth error)."""
@@ -295,7 +317,18 @@ class App:
 
     # -- one run of a job ----------------------------------------------------------
     async def poll(self, rt: SourceRuntime, stream: str) -> bool:
-        """One run of one stream of one source. True on success. Never raises."""
+        """One run of one stream of one source. True on full success. Never raises.
+
+        A run skipped for back-off touches no counter. A run that fetched some
+        data and then failed delivers that data first (the cursors advance only
+        over what is durable), then handles its error; it counts as failed for
+        back-off only when it delivered nothing.
+        """
+        now = self.clock.time()
+        not_before = rt.not_before.get(stream, 0.0)
+        if now < not_before:
+            log.info("poll.backoff", source=rt.cfg.name, stream=stream, retry_in_s=round(not_before - now))
+            return False
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
@@ -305,12 +338,9 @@ class App:
         t0 = time.monotonic()
         calls_before = rt.budget.account.calls_made
         ok = False
+        backoff = False  # an error that the next runs should back off from
         points = 0
         try:
-            now = self.clock.time()
-            if now < rt.not_before:
-                log.info("poll.backoff", retry_in_s=round(rt.not_before - now))
-                return False
             if not await self._ensure_open(rt):
                 return False
             assert rt.client is not None
@@ -318,45 +348,54 @@ class App:
             result = await asyncio.wait_for(rt.client.poll(stream, rt.devices), timeout=max(60.0, interval))
             rt.stats.skipped_values += result.skipped_values
             points = await self.deliver(rt, result.points)
-            if result.latest and self.state is not None and not self.dry_run:
-                # The points are durable in the spool: now the cursor may advance.
-                self.state.set_last_seen(rt.cfg.name, stream, result.latest)
+            # The points are durable in the spool: now the cursors may advance.
+            self._advance(rt, stream, result)
             if result.next_data_at is not None:
                 self._follow_uploads(rt, stream, result.next_data_at)
+            if result.error is not None:
+                raise result.error
             ok = True
         except BudgetExhaustedError as err:
             log.warning("poll.no_budget", reason=str(err))
-        except VendorRateLimitError as err:
+        except VendorRateLimitError as err:  # the pause, not back-off, sets the next call
             rt.stats.rate_limited += 1
             until = err.retry_at or (self.clock.time() + 600)
             rt.budget.pause(until, f"{type(err).__name__}: code {err.code}")
             log.warning("poll.rate_limited", code=err.code, paused_s=round(until - self.clock.time()))
         except VendorAuthError as err:
             rt.stats.errors += 1
+            backoff = True
             rt.opened = False  # log in again next time
             rt.ready.clear()
             log.error("poll.auth_failed", code=err.code, error=str(err))
         except VendorError as err:
             rt.stats.errors += 1
+            backoff = True
             log.warning("poll.failed", error_class=type(err).__name__, code=err.code, error=str(err))
         except TimeoutError:
             rt.stats.errors += 1
+            backoff = True
             log.warning("poll.timeout")
         except Exception:  # the outermost job boundary: log, count, carry on
             rt.stats.errors += 1
+            backoff = True
             log.exception("poll.crashed")
         finally:
             calls = rt.budget.account.calls_made - calls_before
             rt.stats.requests += calls
-            if ok:
-                rt.failures = 0
-                rt.not_before = 0.0
+            if ok or points:
+                rt.failures[stream] = 0
+                rt.not_before.pop(stream, None)
                 rt.stats.last_success = self.clock.time()
-            elif rt.client is not None:
-                rt.failures += 1
+            elif backoff:
+                # Exponential back-off per stream: after n failures in a row skip
+                # 2^(n-1) - 1 runs (capped at an hour). Half an interval of slack
+                # absorbs the jitter of the next run times.
+                n = rt.failures.get(stream, 0) + 1
+                rt.failures[stream] = n
                 interval = rt.intervals.get(stream, 300.0)
-                back = min(MAX_BACKOFF, interval * (2 ** (rt.failures - 1)))
-                rt.not_before = self.clock.time() + back - interval  # the next run is `interval` away
+                back = min(MAX_BACKOFF, interval * 2 ** (n - 1))
+                rt.not_before[stream] = self.clock.time() + back - interval / 2
             log.info(
                 "poll.done",
                 ok=ok,
@@ -368,6 +407,26 @@ class App:
             if task is not None:
                 self._inflight.discard(task)
         return ok
+
+    def _advance(self, rt: SourceRuntime, stream: str, result: PollResult) -> None:
+        """Move the cursors over what is now durable; note gaps for the backfill."""
+        if self.state is None or self.dry_run:
+            return
+        if result.latest:
+            before = self.state.last_seen(rt.cfg.name, stream)
+            # One missed sample is a gap: the real-time endpoint never gives it again.
+            limit = 1.5 * max(rt.intervals.get(stream, 300.0), rt.spec.data_resolution)
+            if stream == "live":
+                for sn, new in result.latest.items():
+                    old = before.get(sn)
+                    if old is not None and new - old > limit:
+                        # Data missing between two polls (an outage at the vendor or
+                        # device, failed polls): the backfill fetches it from history.
+                        self.state.add_gap(rt.cfg.name, sn, old, new)
+                        log.info("gap.found", device=sn, start=old, end=new, seconds=new - old)
+            self.state.set_last_seen(rt.cfg.name, stream, result.latest)
+        for key, value in result.state_updates.items():
+            self.state.put(key, value)
 
     def _follow_uploads(self, rt: SourceRuntime, stream: str, next_data_at: float) -> None:
         """Shift a stream's runs to just after the devices' uploads (the vendor's hint)."""
@@ -413,6 +472,8 @@ class App:
     # -- self-metrics ------------------------------------------------------------------
     async def self_metrics(self) -> None:
         """The `collector` measurement: one point per source per minute."""
+        if self.daemon:
+            self.adopt_orphans()  # lines a killed `backfill` left behind
         now = self.clock.time()
         stamp = int(now // 60 * 60)
         points = []
@@ -494,49 +555,72 @@ class App:
         return 0
 
     async def _backfill_loop(self, rt: SourceRuntime) -> None:
-        """The daemon's backfill, in the budget live polling leaves: first the gap
-        since the last run (per device, from its last delivered data time), then
-        `backfill.since` up to today. Checkpoints make a finished range free."""
+        """The daemon's backfill, in the budget live polling leaves: first the gaps
+        (since the last run, and any seen while running), then `backfill.since`
+        up to today; then it looks again every hour. Checkpoints make a finished
+        range free; a gap is forgotten only once its range is durable."""
         stop = self._stop
-        try:
-            ready = asyncio.ensure_future(rt.ready.wait())
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            ready.cancel()
-            stopping.cancel()
-            bf = Backfiller(self, rt)
-            while not stop.is_set():
-                stopped = ""
-                for devices, start, end in self._backfill_ranges(rt):
-                    report = await bf.run(devices, start, end, should_stop=stop.is_set)
-                    if report.windows_fetched:
-                        log.info(
-                            "backfill.done",
-                            fetched=report.windows_fetched,
-                            points=report.points,
-                            failed=report.windows_failed,
-                        )
-                    stopped = stopped or report.stopped
-                rt.seen_at_start = {}  # the start-up gap is filled (or checkpointed)
-                # Budget used up: try again in 15 minutes; else look again in an hour.
-                await sleep_until(self, self.clock.time() + (900 if stopped else 3600), stop)
-        except Exception:
-            log.exception("backfill.crashed", source=rt.cfg.name)
+        ready = asyncio.ensure_future(rt.ready.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        stopping.cancel()
+        while not stop.is_set():
+            stopped = ""
+            try:
+                stopped = await self._backfill_pass(rt)
+            except Exception:  # one bad pass must not end the daemon's backfill
+                log.exception("backfill.crashed", source=rt.cfg.name)
+                stopped = "crashed"
+            # Budget used up (or a failure): again in 15 minutes; else in an hour.
+            await sleep_until(self, self.clock.time() + (900 if stopped else 3600), stop)
 
-    def _backfill_ranges(self, rt: SourceRuntime) -> list[tuple[list[Device], int, int]]:
-        ranges: list[tuple[list[Device], int, int]] = []
-        live_interval = rt.intervals.get("live", 300.0)
-        for dev in rt.devices:
-            last = rt.seen_at_start.get(dev.sn)
-            if last is not None and self.started_at - last > 2 * live_interval:
-                ranges.append(([dev], last, int(self.started_at)))
+    async def _backfill_pass(self, rt: SourceRuntime) -> str:
+        assert self.state is not None
+        bf = Backfiller(self, rt)
+        stop = self._stop
+        if rt.seen_at_start:
+            for dev in rt.devices:
+                last = rt.seen_at_start.get(dev.sn)
+                if last is not None and self.started_at - last > 1.5 * rt.intervals.get("live", 300.0):
+                    self.state.add_gap(rt.cfg.name, dev.sn, last, int(self.started_at))
+            rt.seen_at_start = {}
+        by_sn = {d.sn: d for d in rt.devices}
+        merged: dict[str, tuple[int, int, list[int]]] = {}
+        for sn, start, end in self.state.gaps(rt.cfg.name):
+            lo, hi, starts = merged.get(sn, (start, end, []))
+            merged[sn] = (min(lo, start), max(hi, end), [*starts, start])
+        for sn, (start, end, starts) in merged.items():
+            gap_dev = by_sn.get(sn)
+            if gap_dev is None:
+                continue
+            report = await bf.run([gap_dev], start, end, should_stop=stop.is_set)
+            self._log_backfill(rt, report, "gap")
+            if not report.complete:
+                return report.stopped or "incomplete"
+            for gap_start in starts:
+                self.state.remove_gap(rt.cfg.name, sn, gap_start)
         since = rt.cfg.backfill.since
-        if since is not None:
-            tz = ZoneInfo(rt.cfg.timezone)
-            end = local_midnight(self.clock.time(), tz)
-            if int(since.timestamp()) < end:
-                ranges.append((list(rt.devices), int(since.timestamp()), end))
-        return ranges
+        if since is not None and not stop.is_set():
+            end_day = local_midnight(self.clock.time(), ZoneInfo(rt.cfg.timezone))
+            first = int(since.timestamp())
+            if first < end_day:
+                report = await bf.run(list(rt.devices), first, end_day, should_stop=stop.is_set)
+                self._log_backfill(rt, report, "since")
+                return report.stopped
+        return ""
+
+    def _log_backfill(self, rt: SourceRuntime, report: BackfillReport, kind: str) -> None:
+        if report.windows_fetched or report.windows_failed:
+            log.info(
+                "backfill.done",
+                source=rt.cfg.name,
+                kind=kind,
+                fetched=report.windows_fetched,
+                points=report.points,
+                failed=report.windows_failed,
+                stopped=report.stopped or None,
+            )
 
     # -- commands that use the app's parts ----------------------------------------------
     async def list_devices(self) -> list[tuple[SourceRuntime, str]]:
@@ -579,12 +663,25 @@ class App:
                     log.error("backfill.no_device", source=rt.cfg.name, device=device)
                     code = 1
                     continue
-                tz = ZoneInfo(rt.cfg.timezone)
-                start = _in_zone(since, tz)
-                end = _in_zone(until, tz) if until is not None else int(self.clock.time())
+                # Dates are local to each device's site (its plant's zone where the
+                # vendor gives one), so every inverter's day starts at its midnight.
                 bf = Backfiller(self, rt)
-                todo = bf.plan(devices, start, end)
-                report = await bf.run(devices, start, end, progress=Progress(len(todo)))
+                ranges = []
+                for dev in devices:
+                    tz = bf.zone(dev)
+                    start = _in_zone(since, tz)
+                    end = _in_zone(until, tz) if until is not None else int(self.clock.time())
+                    ranges.append((dev, start, end))
+                progress = Progress(sum(len(bf.plan([d], s, e)) for d, s, e in ranges))
+                report = BackfillReport()
+                try:
+                    for dev, start, end in ranges:
+                        part = await bf.run([dev], start, end, progress=progress)
+                        report.merge(part)
+                        if part.stopped:
+                            break
+                finally:
+                    progress.close()
                 log.info(
                     "backfill.finished",
                     source=rt.cfg.name,

@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from collector import budget as budget_mod
-from collector.errors import BudgetExhaustedError, VendorError, VendorRateLimitError
+from collector.errors import (
+    BudgetExhaustedError,
+    VendorAuthError,
+    VendorDataQualityError,
+    VendorRateLimitError,
+    VendorResponseError,
+    VendorTransientError,
+)
 from collector.log import get_logger
 from collector.vendors.base import Device, HistoryCapable
 
@@ -74,6 +81,16 @@ class BackfillReport:
     @property
     def complete(self) -> bool:
         return not self.stopped and self.windows_failed == 0
+
+    def merge(self, other: BackfillReport) -> None:
+        self.windows_total += other.windows_total
+        self.windows_done_before += other.windows_done_before
+        self.windows_fetched += other.windows_fetched
+        self.windows_failed += other.windows_failed
+        self.points += other.points
+        self.stopped = self.stopped or other.stopped
+        for sn, n in other.per_device.items():
+            self.per_device[sn] = self.per_device.get(sn, 0) + n
 
 
 class Progress:
@@ -170,14 +187,15 @@ class Backfiller:
                     break
         finally:
             budget_mod.priority.reset(token)
-            if progress is not None:
-                progress.close()
         return report
 
     async def _window(self, dev: Device, s: int, e: int, report: BackfillReport) -> bool:
+        """Fetch one window. Retries only what can succeed on retry (transient errors,
+        unusable answers); waiting for budget is not an attempt."""
         state = self.app.state
         assert state is not None
-        for attempt in range(1, WINDOW_TRIES + 1):
+        attempt = 0
+        while attempt < WINDOW_TRIES:
             try:
                 result = await self.client.history(dev, s, e)
             except BudgetExhaustedError as err:
@@ -193,18 +211,31 @@ class Backfiller:
                 self.rt.budget.pause(until, f"{type(err).__name__}: code {err.code}")
                 report.stopped = f"the vendor asked us to slow down (code {err.code})"
                 return False
-            except VendorError as err:
+            except VendorAuthError as err:
+                self.rt.opened = False
+                self.rt.ready.clear()
+                report.stopped = f"the vendor refused our credentials (code {err.code})"
+                return False
+            except VendorResponseError as err:  # the same request would be refused again
+                log.warning("backfill.window_refused", device=dev.sn, start=s, code=err.code, error=str(err))
+                break
+            except (VendorTransientError, VendorDataQualityError) as err:
+                attempt += 1
                 log.warning("backfill.window_failed", device=dev.sn, start=s, attempt=attempt, error=str(err))
                 if attempt < WINDOW_TRIES:
                     await self.app.clock.sleep(min(60.0, 2.0**attempt))
                 continue
             n = await self.app.deliver(self.rt, result.points)
+            report.points += n
+            report.per_device[dev.sn] = report.per_device.get(dev.sn, 0) + n
+            if result.error is not None:  # partial: what came is kept, the window stays open
+                log.warning("backfill.window_partial", device=dev.sn, start=s, error=str(result.error))
+                report.windows_failed += 1
+                return False
             # The window's points are durable: only now may its checkpoint advance.
             if e <= self.app.clock.time() - SETTLE:
                 state.mark_window_done(self.rt.cfg.name, dev.sn, STREAM, s, e)
             report.windows_fetched += 1
-            report.points += n
-            report.per_device[dev.sn] = report.per_device.get(dev.sn, 0) + n
             return True
         report.windows_failed += 1
         return False

@@ -41,6 +41,9 @@ log = get_logger(__name__)
 
 LIVE = 0
 BACKFILL = 1
+#: Recorded on device counters for an account-level call (it counts against every
+#: device's limit, but it is one call in the vendor's own tally).
+ACCOUNT_COPY = 2
 
 #: The priority of calls made in the current task; the job runner sets it.
 priority: contextvars.ContextVar[int] = contextvars.ContextVar("budget_priority", default=LIVE)
@@ -178,6 +181,7 @@ class AccountBudget:
         self.pause_reason = ""
         self.calls_made = 0
         self.rate_limited = 0
+        self._since_prune = 0
 
     def tighten(self, limits: Limits) -> None:
         """Two sources on one account: the stricter of their limits wins."""
@@ -216,22 +220,28 @@ class AccountBudget:
 
     def _refresh(self, c: _Counter) -> None:
         """Take in calls recorded since we last looked (by us, or another process)."""
-        for rowid, ts, prio in self.state.load_calls(c.name, self.clock.time() - DAY, c.last_row):
+        fresh = self.state.load_calls(c.name, self.clock.time() - DAY, c.last_row)
+        if not fresh:
+            return
+        older = bool(c.calls) and fresh[0][1] < c.calls[-1][0]
+        for rowid, ts, prio in fresh:
             c.last_row = rowid
-            if not c.calls or ts >= c.calls[-1][0]:
-                c.calls.append((ts, prio))
-            else:  # another process's call, older than our newest: keep the order
-                c.calls.append((ts, prio))
-                c.calls = deque(sorted(c.calls))
+            c.calls.append((ts, prio))
+        if older:  # another process's calls, older than our newest: keep time order
+            c.calls = deque(sorted(c.calls))
 
     def _counter_names(self, devices: Sequence[str]) -> list[str]:
-        if self.spec.budget_scope == "device":
-            if not devices:
-                # An account-level call (login, device list) under per-device
-                # counting: count it against the account's own counter.
-                return [f"{self.key}"]
+        if self.spec.budget_scope != "device":
+            return [self.key]
+        if devices:
             return [f"{self.key}/{d}" for d in devices]
-        return [self.key]
+        # An account-level call (login, device list) under per-device counting:
+        # the vendor takes it from the account's pool (research/foxess.md §3.1),
+        # which is the devices' limits added up, so it counts against every
+        # device we know of as well as the account's own counter.
+        known = {n for n in self._counters if n.startswith(f"{self.key}/")}
+        known.update(self.state.counters_like(f"{self.key}/"))
+        return [self.key, *sorted(known)]
 
     def _spacer(self, endpoint: str | None) -> _Spacer | None:
         if not self.limits.per_second:
@@ -288,6 +298,8 @@ class AccountBudget:
                     c.prune(now)
                     wait = max(wait, c.wait(now, cost, prio))
                 if spacer is not None:
+                    if spacer.next_free > now + spacer.interval:
+                        spacer.next_free = now  # the clock stepped back; _try_take re-checks
                     wait = max(wait, spacer.next_free - now)
                     if prio == BACKFILL and spacer.live_waiting:
                         wait = max(wait, spacer.interval)
@@ -309,22 +321,40 @@ class AccountBudget:
         """Re-check and record in one cross-process transaction; False if the room went."""
         with self.state.exclusive():
             now = self.clock.time()
+            pause = self.state.get_pause(self.key)
+            if pause is not None and pause[0] > now:
+                return False  # another process paused the account meanwhile
             for c in counters:
                 self._refresh(c)
             if spacer is not None:
-                spacer.next_free = max(spacer.next_free, self.state.slot_last(spacer.name) + spacer.interval)
+                last = self.state.slot_last(spacer.name)
+                if last > now + spacer.interval:
+                    # The wall clock stepped back (NTP): a slot "used" in the future
+                    # would block every call for that long. Restart it from now.
+                    log.warning("budget.clock_stepped_back", slot=spacer.name, seconds=round(last - now))
+                    last = now - spacer.interval  # free now
+                    spacer.next_free = now
+                spacer.next_free = max(spacer.next_free, last + spacer.interval)
                 if spacer.next_free > now:
                     return False
             if any(c.wait(now, cost, prio) > 0 for c in counters):
                 return False
             names = [c.name for c in counters]
+            copies = [n for n in names if n != self.key] if names[0] == self.key and len(names) > 1 else []
+            own = [n for n in names if n not in copies]
             for _ in range(cost):
-                self.state.record_call(names, now, prio)
+                self.state.record_call(own, now, prio)
+                if copies:
+                    self.state.record_call(copies, now, ACCOUNT_COPY)
             if spacer is not None:
                 self.state.set_slot_last(spacer.name, now + spacer.interval * (cost - 1))
                 spacer.next_free = now + spacer.interval * cost
         for c in counters:
             self._refresh(c)  # our own rows, with their row ids
+        self._since_prune += cost
+        if self._since_prune >= 1000:
+            self._since_prune = 0
+            self.state.prune_calls(now - DAY - 3600)
         return True
 
     def sync_remaining(self, remaining: int, total: int) -> int:
@@ -338,7 +368,7 @@ class AccountBudget:
         # The vendor's pool counts every call: account-level ones (our account
         # counter) and device calls once per device covered (our device counters).
         everything = [self._counter(n) for n in sorted({*self._counters, self.key})]
-        ours = sum(c.count(now, DAY) for c in everything)
+        ours = sum(sum(1 for ts, p in c.calls if ts > now - DAY and p != ACCOUNT_COPY) for c in everything)
         names = sorted(n for n in self._counters if "/" in n) or [self.key]
         counters = [self._counter(n) for n in names]
         extra = vendor_used - ours
@@ -360,8 +390,9 @@ class AccountBudget:
             out[name] = c.usage(now)
         return out
 
-    def load_all_counters(self, devices: Sequence[str]) -> None:
-        for n in self._counter_names(devices):
+    def load_all_counters(self) -> None:
+        """Load every counter this account has recorded calls on (for `quota`)."""
+        for n in [self.key, *self.state.counters_like(f"{self.key}/")]:
             self._counter(n)
 
 

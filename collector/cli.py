@@ -243,7 +243,7 @@ def _quota(config: Config) -> int:
         for src in config.sources:
             spec = VENDOR_SPECS[src.vendor]
             acct = book.account(spec, src.credentials, src.limits)
-            acct.load_all_counters(src.devices or ())
+            acct.load_all_counters()
             print(f"source {src.name} ({spec.title}), account {acct.key}")
             paused = acct.paused_until()
             if paused is not None:

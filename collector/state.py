@@ -17,6 +17,7 @@ from pathlib import Path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     counter TEXT NOT NULL,
     ts REAL NOT NULL,
     priority INTEGER NOT NULL DEFAULT 0
@@ -42,6 +43,13 @@ CREATE TABLE IF NOT EXISTS last_seen (
     stream TEXT NOT NULL,
     ts INTEGER NOT NULL,
     PRIMARY KEY (source, device, stream)
+);
+CREATE TABLE IF NOT EXISTS gaps (
+    source TEXT NOT NULL,
+    device TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    PRIMARY KEY (source, device, start)
 );
 CREATE TABLE IF NOT EXISTS windows_done (
     source TEXT NOT NULL,
@@ -69,7 +77,10 @@ class State:
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: every commit is fsync'd. A recorded call must survive a power cut
+        # (NORMAL in WAL mode may lose the last few hundred commits), or the
+        # budget would spend again calls the vendor has already counted.
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -98,7 +109,7 @@ class State:
     def load_calls(self, counter: str, since: float, after_id: int = 0) -> list[tuple[int, float, int]]:
         """(row id, time, priority) of the counter's calls after `since` and row `after_id`."""
         rows = self._db.execute(
-            "SELECT rowid, ts, priority FROM calls WHERE counter = ? AND ts > ? AND rowid > ? ORDER BY rowid",
+            "SELECT id, ts, priority FROM calls WHERE counter = ? AND ts > ? AND id > ? ORDER BY id",
             (counter, since, after_id),
         ).fetchall()
         return [(int(r), float(ts), int(p)) for r, ts, p in rows]
@@ -115,12 +126,21 @@ class State:
         )
 
     def prune_calls(self, before: float) -> None:
+        """Forget calls older than every window (ids never repeat: AUTOINCREMENT)."""
         self._db.execute("DELETE FROM calls WHERE ts <= ?", (before,))
+
+    def counters_like(self, prefix: str) -> list[str]:
+        """Names of the counters recorded under `prefix` (e.g. an account's devices)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT counter FROM calls WHERE substr(counter, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def set_pause(self, budget: str, until: float, reason: str) -> None:
         self._db.execute(
             "INSERT INTO pauses(budget, until, reason) VALUES (?, ?, ?) "
-            "ON CONFLICT(budget) DO UPDATE SET until = excluded.until, reason = excluded.reason",
+            # never shorten a pause another process set
+            "ON CONFLICT(budget) DO UPDATE SET until = max(until, excluded.until), reason = excluded.reason",
             (budget, until, reason),
         )
 
@@ -160,6 +180,24 @@ class State:
             "SELECT device, ts FROM last_seen WHERE source = ? AND stream = ?", (source, stream)
         ).fetchall()
         return {str(d): int(t) for d, t in rows}
+
+    # -- gaps seen while running (refilled from history) ----------------------
+    def add_gap(self, source: str, device: str, start: int, end: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO gaps(source, device, start, end) VALUES (?, ?, ?, ?)",
+            (source, device, start, end),
+        )
+
+    def gaps(self, source: str) -> list[tuple[str, int, int]]:
+        rows = self._db.execute(
+            "SELECT device, start, end FROM gaps WHERE source = ? ORDER BY start", (source,)
+        ).fetchall()
+        return [(str(d), int(s), int(e)) for d, s, e in rows]
+
+    def remove_gap(self, source: str, device: str, start: int) -> None:
+        self._db.execute(
+            "DELETE FROM gaps WHERE source = ? AND device = ? AND start = ?", (source, device, start)
+        )
 
     # -- backfill checkpoints --------------------------------------------------
     def mark_window_done(self, source: str, device: str, stream: str, start: int, end: int) -> None:

@@ -15,9 +15,9 @@ Not a pytest plugin: plain classes, usable from `bench/sink_bench.py` too.
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -73,6 +73,12 @@ def _binary(path: str) -> str:
     return path
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the test process dies, so no server outlives a crashed run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class _Server:
     """Start/stop/restart one server process; subclasses say how."""
 
@@ -107,7 +113,9 @@ class _Server:
         cmd = self._command()
         log = open(self.log_path, "ab")  # noqa: SIM115 (handed to the child)
         try:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, preexec_fn=_die_with_parent
+            )
         finally:
             log.close()
         deadline = time.monotonic() + timeout
@@ -115,7 +123,11 @@ class _Server:
             if self.proc.poll() is not None:
                 break
             if self._ready():
-                self._after_start()
+                try:
+                    self._after_start()
+                except BaseException:
+                    self.stop()  # never leave a half-set-up server running
+                    raise
                 return
             time.sleep(0.02)  # polling interval while waiting for readiness
         self.stop()
@@ -336,8 +348,3 @@ class VictoriaServer(_Server):
     def count(self, match: str = '{__name__!=""}') -> int:
         """Number of samples matching a series selector."""
         return sum(len(v) for v in self.samples(match).values())
-
-
-def binaries_present() -> dict[str, bool]:
-    """Which server binaries exist (for diagnostics)."""
-    return {p: shutil.which(p) is not None for p in (INFLUXD, VICTORIA)}

@@ -260,3 +260,37 @@ def test_the_vendors_own_count_is_taken_in_when_it_is_higher(tmp_path: Path) -> 
     assert acct.sync_remaining(remaining=2880 - 103, total=2880) == 100  # someone else made 100
     per_device = {k.rsplit("/", 1)[-1]: v["per_day"][0] for k, v in acct.usage().items() if "/" in k}
     assert per_device == {"A": 51, "B": 51}
+
+
+def test_account_level_calls_count_against_every_inverter(tmp_path: Path) -> None:
+    """The vendor's pool is the inverters' limits added up: a device-list call takes from it."""
+    clock = FakeClock()
+    state = State(tmp_path)
+    acct = BudgetBook(state, clock).account(FOX, CREDS, Limits(per_second=1, per_day=10))
+
+    async def go() -> list[str]:
+        await acct.acquire(endpoint="/real", devices=["A"])
+        for _ in range(9):
+            await acct.acquire(endpoint="/list")  # account-level
+        try:
+            await acct.acquire(endpoint="/real", devices=["A"], max_wait=60)
+        except BudgetExhaustedError:
+            return ["refused"]
+        return ["allowed"]
+
+    assert asyncio.run(go()) == ["refused"]  # A's 10/day is used: 1 own call + 9 account calls
+    # and the vendor-count sync sees 10 calls, not 19
+    assert acct.sync_remaining(remaining=0, total=10) == 0
+
+
+def test_a_clock_stepped_back_does_not_block_the_slot(tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = State(tmp_path)
+    acct = BudgetBook(state, clock).account(FOX, CREDS, Limits(per_second=1, per_day=1440))
+
+    async def go() -> None:
+        await acct.acquire(endpoint="/real", devices=["A"])
+        clock.now -= 600  # NTP steps the wall clock back ten minutes
+        await acct.acquire(endpoint="/real", devices=["A"], max_wait=5)
+
+    asyncio.run(go())

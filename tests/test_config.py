@@ -724,7 +724,7 @@ def test_example_config_loads() -> None:
     roof = c.source("home-roof")
     assert roof is not None
     assert roof.site == "garage" and roof.devices == ("SN1", "SN2") and roof.interval == 300.0
-    assert roof.limits == Limits(per_second=1, per_minute=10, per_hour=1000, per_day=1440)
+    assert roof.limits == Limits(per_second=1, per_day=1440)  # the FoxESS defaults
     assert roof.backfill.since == dt.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Berlin"))
     assert c.secrets == set(EXAMPLE_ENV.values())
 

@@ -335,6 +335,14 @@ def _float(value: Any) -> float:
 
 
 def _int(value: Any) -> int:
+    number = _int_value(value)
+    # InfluxDB integers are int64: a larger one would have the whole point refused.
+    if not -(2**63) <= number < 2**63:
+        raise _Skip("bad_code")
+    return number
+
+
+def _int_value(value: Any) -> int:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):

@@ -110,11 +110,14 @@ def _field_value(line: str, i: int) -> tuple[Kind, Value, int]:
         return "b", False, end
     try:
         if raw.endswith("i"):
-            return "i", int(raw[:-1]), end
+            integer = int(raw[:-1])
+            if not -(2**63) <= integer < 2**63:  # InfluxDB refuses these too
+                raise LineProtocolError(f"integer out of int64 range {raw!r}")
+            return "i", integer, end
         if raw.endswith("u"):
             unsigned = int(raw[:-1])
-            if unsigned < 0:
-                raise LineProtocolError(f"negative unsigned value {raw!r}")
+            if not 0 <= unsigned < 2**64:
+                raise LineProtocolError(f"unsigned value out of range {raw!r}")
             return "u", unsigned, end
         number = float(raw)
     except ValueError as err:

@@ -104,6 +104,14 @@ class PollResult:
     #: e.g. the device's last upload + its upload period + a little lag. The app
     #: shifts the stream's schedule so the next runs fall just after it.
     next_data_at: float | None = None
+    #: Cursors the client wants kept (`State.put` key → value), e.g. "the report
+    #: for this period is final". The app stores them only after the points are
+    #: durable in the spool (never in a dry run), like `latest`.
+    state_updates: dict[str, str] = field(default_factory=dict)
+    #: A run that fetched some data and then hit an error returns what it has,
+    #: with the error: the app delivers the points first, then acts on the error
+    #: (pause, re-login, count) exactly as if it had been raised.
+    error: Exception | None = None
 
 
 class VendorClient(Protocol):

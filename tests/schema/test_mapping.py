@@ -160,7 +160,7 @@ def test_gauges_become_floats(value: Any, expected: float) -> None:
         (" 163 ", 163),
         (True, 1),
         (False, 0),
-        ("12345678901234567890", 12345678901234567890),
+        ("1234567890123456789", 1234567890123456789),  # exact beyond float precision, within int64
     ],
 )
 def test_codes_become_ints(value: Any, expected: int) -> None:
@@ -452,3 +452,14 @@ def test_a_value_in_the_schema_unit_loses_its_float_noise() -> None:
     )
     assert point is not None
     assert point.fields == {"inverter_temperature_c": 28.7, "power_factor": 0.999}
+
+
+def test_a_code_beyond_int64_is_skipped_not_written() -> None:
+    from collector.schema.mapping import FieldMap, MappingStats, MappingTable, apply
+
+    table = MappingTable("inverter", (FieldMap("n", "fault_count", kind="code"), FieldMap("p", "pv_power_w")))
+    tags = {"vendor": "foxess", "source": "s", "site": "x", "device": "d"}
+    stats = MappingStats()
+    point = apply(table, {"n": "99999999999999999999", "p": 1.0}, tags=tags, time=1, stats=stats)
+    assert point is not None and point.fields == {"pv_power_w": 1.0}
+    assert stats.skipped["bad_code"] == 1

@@ -12,7 +12,19 @@ from collector.sinks.base import WriteReport
 from collector.sinks.forwarder import Forwarder
 from collector.sinks.influxdb import InfluxSink
 from collector.sinks.spool import Spool
-from tests.sinks.conftest import FakeTime, Peer, Reply, Request, make_influxd, make_victoria, run, wait_until
+from tests.servers import InfluxServer
+from tests.sinks.conftest import (
+    ADMIN,
+    FakeTime,
+    Peer,
+    Reply,
+    Request,
+    make_influxd,
+    make_victoria,
+    run,
+    unique,
+    wait_until,
+)
 
 T0 = 1_700_000_000
 
@@ -312,3 +324,50 @@ def test_victoriametrics_restart_on_the_same_data_dir_keeps_old_and_gets_new(
         assert sorted({v for s in samples.values() for _, v in s}) == [float(i) for i in range(100)]
     finally:
         server.stop()
+
+
+def test_missing_database_holds_until_it_is_created_then_delivers(
+    tmp_path: Path, influxd: InfluxServer
+) -> None:
+    db = unique("later")
+
+    async def main() -> tuple[bool, bool, Forwarder, FakeTime]:
+        fake = FakeTime()
+        sink = InfluxSink(influxd.url, "v1", database=db)
+        await sink.open(None)
+        spool = Spool(tmp_path / "spool", 10_000_000)
+        spool.append(lines(0, 30))
+        fwd = forwarder(spool, sink, fake)
+        held = await fwd.flush(200)  # 404 from the real server, retried about every minute
+        assert fwd.pending == 30 and fwd.dropped == 0 and fwd.written == 0
+        influxd.create_database(db)
+        delivered = await fwd.flush(200)
+        await sink.close()
+        return held, delivered, fwd, fake
+
+    held, delivered, fwd, fake = run(main())
+    assert not held and delivered
+    assert fwd.write_errors >= 3 and fake.sleeps[:3] == pytest.approx([66.0] * 3)  # ~1 a minute
+    assert influxd.count("inverter", "seq", db=db) == 30
+
+
+def test_refused_credentials_hold_the_points_for_a_fixed_config(
+    tmp_path: Path, influxd_auth: InfluxServer
+) -> None:
+    async def attempt(password: str) -> tuple[bool, Forwarder]:
+        sink = InfluxSink(influxd_auth.url, "v1", database="solar", username=ADMIN[0], password=password)
+        await sink.open(None)
+        spool = Spool(tmp_path / "spool", 10_000_000)
+        if password == "wrong":
+            spool.append(lines(0, 20, "authtest"))
+        fwd = forwarder(spool, sink, FakeTime())
+        ok = await fwd.flush(150)
+        await sink.close()
+        spool.close()
+        return ok, fwd
+
+    ok, fwd = run(attempt("wrong"))  # 401 from the real server
+    assert not ok and fwd.pending == 20 and fwd.write_errors >= 2
+    ok, fwd = run(attempt(ADMIN[1]))  # restarted with the right password: the spool delivers
+    assert ok and fwd.written == 20
+    assert len(influxd_auth.rows('SELECT "seq" FROM "authtest"', db="solar")) == 20
