@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,7 +28,6 @@ from collector.errors import (
 )
 from collector.log import get_logger
 from collector.schema.mapping import MappingStats
-from collector.schema.point import Point
 from collector.state import State
 from collector.vendors.base import Device, PollResult
 from collector.vendors.foxess.codes import QUOTA_PAUSE, RATE_LIMIT_PAUSE, VENDOR
@@ -98,9 +97,21 @@ UPLOAD_PERIOD = 300.0
 UPLOAD_LAG = 20.0
 DEVICE_CACHE_TTL = 6 * 3600.0
 FAULT_TABLE_TTL = 86400.0  # the table is account-independent and ~160 KB (§4.7)
+#: After a failed fault-table fetch (refused, unreadable), fault points go out without a
+#: message and the table is not asked for again for this long.
+FAULT_TABLE_RETRY = 3600.0
 ACCESS_CHECK_EVERY = 3600.0
 #: Secondary calls (fault table, access count) never hold a poll up longer than this.
 SIDE_CALL_MAX_WAIT = 10.0
+#: Errors that end a run at once: a further call would be refused too (rate, quota,
+#: budget) or could not be signed (auth). What was fetched before is returned with it.
+STOP_ERRORS: tuple[type[Exception], ...] = (VendorRateLimitError, VendorAuthError, BudgetExhaustedError)
+#: Errors that fail one batch / one device only: the others go on.
+BATCH_ERRORS: tuple[type[Exception], ...] = (
+    VendorTransientError,
+    VendorResponseError,
+    VendorDataQualityError,
+)
 
 T = TypeVar("T")
 
@@ -150,7 +161,6 @@ class FoxessClient:
             retry_delay=retry_delay,
         )
         self._faults = FaultTracker(state, self._key("open_faults"))
-        self._generation_at: dict[str, int] = {}  # device → live data time of its last generation point
         # Two stream jobs may open the source at once: one discovery, the other reads its cache.
         self._discover_lock = asyncio.Lock()
 
@@ -252,24 +262,43 @@ class FoxessClient:
         raise ValueError(f"FoxESS has no stream {stream!r}")
 
     async def _poll_live(self, devices: Sequence[Device]) -> PollResult:
+        """Real-time data, 50 devices per call.
+
+        A batch that fails for a transient / response / data-quality error is logged and
+        skipped; if every batch fails, the first error is raised. A batch refused for
+        rate, quota, auth or budget (`STOP_ERRORS`) ends the run: no further calls (not
+        even the fault table or the access count); the batches already answered are
+        returned with `error` set, or, if none was, the error is raised.
+        """
         result = PollResult()
         stats = MappingStats()
         by_sn = {d.sn: d for d in devices}
         last = self._state.last_seen(self.source.name, "live")
         chunks = _chunks(list(by_sn), BATCH)
-        failures: list[VendorError] = []
+        failures: list[Exception] = []
+        answered = 0
         data_times: list[int] = []
         events: list[FaultEvent] = []
         for chunk in chunks:
             try:
                 raw = await self._api.post(REAL_PATH, {"sns": list(chunk)}, devices=chunk)
-            except (VendorTransientError, VendorResponseError, VendorDataQualityError) as err:
+                records = read_real(raw, REAL_PATH)
+            except BATCH_ERRORS as err:
                 # One failed batch must not throw away the others' data; all failed → raise.
                 failures.append(err)
                 log.warning("foxess.batch_failed", endpoint=REAL_PATH, devices=len(chunk), error=str(err))
                 continue
+            except STOP_ERRORS as err:
+                if not answered:
+                    raise
+                result.error = err
+                log.warning(
+                    "foxess.run_stopped", endpoint=REAL_PATH, error_class=type(err).__name__, error=str(err)
+                )
+                break
+            answered += 1
             wanted = set(chunk)
-            for record in read_real(raw, REAL_PATH):
+            for record in records:
                 dev = by_sn.get(record.device_sn)
                 if dev is None or dev.sn not in wanted:
                     continue
@@ -286,7 +315,8 @@ class FoxessClient:
         if failures and len(failures) == len(chunks):
             raise failures[0]
         if events:
-            messages = await self._fault_messages()
+            # After a stop error no more calls: the cached table, else no messages.
+            messages = await self._fault_messages(fetch=result.error is None)
             result.points += fault_points(events, messages, lambda sn: self._tags(by_sn[sn]), stats)
         result.skipped_values = reportable_skips(stats)
         result.next_data_at = next_upload(
@@ -294,26 +324,51 @@ class FoxessClient:
         )
         if result.skipped_values:
             log.debug("foxess.live_mapped", summary=stats.summary())
-        await self._maybe_check_quota()
+        if result.error is None:
+            await self._maybe_check_quota()
         return result
 
     async def _poll_energy(self, devices: Sequence[Device]) -> PollResult:
+        """Reports (day / month / year, and a closed period once more) and generation.
+
+        Every answered call adds its points to the result at once, and its cursor (the
+        report period asked for, the live time of the generation point) to
+        `state_updates`, which the app stores only once those points are durable: so a
+        run that fails first leaves the cursors where they were, and the closed period's
+        final report is asked for again. The cursors are read from state at the start.
+
+        A device that fails for a transient / response / data-quality error is logged and
+        the next one goes on; if every device fails, the first error is raised when
+        nothing was fetched at all, else returned as `error` with the rest. A stop error
+        (rate, quota, auth, budget) ends the run at once: no further calls; what was
+        fetched is returned with `error` set, or, if nothing was, the error is raised.
+        """
         result = PollResult()
         stats = MappingStats()
         now = self._clock.time()
         live_times = self._state.last_seen(self.source.name, "live")
-        failures: list[VendorError] = []
+        failures: list[Exception] = []
         for dev in devices:
             try:
-                result.points += await self._reports(dev, now, stats)
+                await self._reports(dev, now, stats, result)
                 ts = live_times.get(dev.sn)
-                if ts is not None and ts > self._generation_at.get(dev.sn, 0):
-                    result.points += await self._generation(dev, ts, stats)
-            except (VendorTransientError, VendorResponseError, VendorDataQualityError) as err:
+                if ts is not None and ts > self._generated_at(dev.sn):
+                    await self._generation(dev, ts, stats, result)
+            except BATCH_ERRORS as err:
                 failures.append(err)
                 log.warning("foxess.energy_failed", device=dev.sn, error=str(err))
+            except STOP_ERRORS as err:
+                if not (result.points or result.state_updates):
+                    raise
+                result.error = err
+                log.warning(
+                    "foxess.run_stopped", device=dev.sn, error_class=type(err).__name__, error=str(err)
+                )
+                break
         if failures and len(failures) == len(devices):
-            raise failures[0]
+            if not (result.points or result.state_updates):
+                raise failures[0]
+            result.error = failures[0]
         result.skipped_values = reportable_skips(stats)
         return result
 
@@ -353,11 +408,11 @@ class FoxessClient:
             out.append((current, key))
         return out
 
-    async def _reports(self, dev: Device, now: float, stats: MappingStats) -> list[Point]:
-        points: list[Point] = []
+    async def _reports(self, dev: Device, now: float, stats: MappingStats, out: PollResult) -> None:
+        """Each report's points, and its period's cursor, go into `out` as it is answered."""
         for req, key in self._report_requests(dev, now):
             raw = await self._api.post(REPORT_PATH, req.body(), devices=[dev.sn])
-            points += map_report(
+            out.points += map_report(
                 read_report(raw, REPORT_PATH),
                 req,
                 tz=self._tz(dev),
@@ -366,17 +421,28 @@ class FoxessClient:
                 now=int(now),
             )
             if key is not None:
-                self._state.put(key, json.dumps(req.body()))
-        return points
+                out.state_updates[key] = json.dumps(req.body())  # stored once the points are durable
 
-    async def _generation(self, dev: Device, data_time: int, stats: MappingStats) -> list[Point]:
+    def _generation_key(self, sn: str) -> str:
+        return self._key(f"generation:{sn}")
+
+    def _generated_at(self, sn: str) -> int:
+        """The live data time of the device's last durable generation point (0: none)."""
+        stored = self._state.get(self._generation_key(sn))
+        try:
+            return int(stored) if stored else 0
+        except ValueError:
+            return 0
+
+    async def _generation(self, dev: Device, data_time: int, stats: MappingStats, out: PollResult) -> None:
         """today / cumulative yield (kWh) of `/op/v0/device/generation`, stamped with the
         device's newest live data time: the endpoint gives no time of its own, and the
         cloud's counters change only with an upload. Called only when that time is new."""
         raw = await self._api.get(GENERATION_PATH, {"sn": dev.sn}, devices=[dev.sn])
         point = generation_point(read_generation(raw), tags=self._tags(dev), time=data_time, stats=stats)
-        self._generation_at[dev.sn] = data_time
-        return [point] if point is not None else []
+        if point is not None:
+            out.points.append(point)
+        out.state_updates[self._generation_key(dev.sn)] = str(data_time)
 
     # -- history (HistoryCapable) ----------------------------------------------------------------
     async def history(self, device: Device, start: int, end: int) -> PollResult:
@@ -404,9 +470,13 @@ class FoxessClient:
         return result
 
     # -- side calls: fault table, access count ----------------------------------------------------
-    async def _fault_messages(self) -> dict[str, str]:
+    async def _fault_messages(self, *, fetch: bool = True) -> dict[str, str]:
         """The fault-code table, cached a day in state (it is account-independent, §4.7).
-        Fetched only when a fault starts or ends; a failure leaves the messages out."""
+
+        Fetched only when a fault starts or ends (and `fetch`). It never fails the poll:
+        if the call is refused or its answer unreadable, the messages are left out and
+        the table is not asked for again for `FAULT_TABLE_RETRY` seconds.
+        """
         key = f"foxess:fault-table:{self.source.base_url}"
         cached = self._state.get(key)
         if cached:
@@ -416,17 +486,34 @@ class FoxessClient:
                     return {str(k): str(v) for k, v in table.items()}
             except ValueError:
                 pass
+        if not fetch or self._fault_table_failed_recently():
+            return {}
         try:
             raw = await self._api.get(FAULT_TABLE_PATH, max_wait=SIDE_CALL_MAX_WAIT)
-        except VendorRateLimitError as err:
-            self._pause(err)
+            table = read_fault_table(raw, FAULT_TABLE_PATH)
+        except VendorError as err:
+            if isinstance(err, VendorRateLimitError):
+                self._pause(err)
+            else:
+                log.warning("foxess.fault_table_failed", error_class=type(err).__name__, error=str(err))
+            self._state.put(self._fault_table_failed_key(), str(self._clock.time()), ttl=FAULT_TABLE_RETRY)
             return {}
-        except (VendorError, BudgetExhaustedError) as err:
-            log.warning("foxess.fault_table_failed", error=str(err))
+        except BudgetExhaustedError as err:  # no call was made: try again next time
+            log.warning("foxess.fault_table_failed", error_class=type(err).__name__, error=str(err))
             return {}
-        table = read_fault_table(raw)
         self._state.put(key, json.dumps(table), ttl=FAULT_TABLE_TTL)
         return table
+
+    def _fault_table_failed_key(self) -> str:
+        return f"foxess:fault-table-failed:{self.source.base_url}"
+
+    def _fault_table_failed_recently(self) -> bool:
+        stored = self._state.get(self._fault_table_failed_key())
+        try:
+            failed_at = float(stored) if stored else None
+        except ValueError:
+            return False
+        return failed_at is not None and 0 <= self._clock.time() - failed_at < FAULT_TABLE_RETRY
 
     def _pause(self, err: VendorRateLimitError) -> None:
         """A side call was refused for rate: pause the account as the app would, but keep
@@ -453,10 +540,8 @@ class FoxessClient:
             log.warning("foxess.access_count_failed", error=str(err))
             return
         log.info("foxess.access_count", source=self.source.name, total=count.total, remaining=count.remaining)
-        # Proposed spine API (SourceBudget.sync_remaining); used as soon as the budget has it.
-        sync: Callable[[int, int], None] | None = getattr(self._budget, "sync_remaining", None)
-        if callable(sync):
-            sync(count.remaining, count.total)
+        # The vendor's count wins where it is higher (another app on the same key).
+        self._budget.sync_remaining(count.remaining, count.total)
         if count.remaining <= 0:
             self._budget.pause(self._clock.time() + QUOTA_PAUSE, "FoxESS getAccessCount: no calls remaining")
 
