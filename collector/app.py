@@ -234,7 +234,7 @@ class App:
                     reason=f"the {spec.title} client is not in this version of solar-collector",
                 )
             else:
-                rt.client = client_cls(src, self.http, rt.budget, self.state)
+                rt.client = client_cls(src, self.http, rt.budget, self.state, clock=self.clock)
             self.sources.append(rt)
 
     def _open_spool(self) -> Spool:

@@ -26,7 +26,7 @@ SLOW_SECONDS = 1.5
 
 
 class PipelineTestClient:
-    def __init__(self, source: Any, http: Any, budget: Any, state: Any) -> None:
+    def __init__(self, source: Any, http: Any, budget: Any, state: Any, *, clock: Any = None) -> None:
         self.source = source
         self.budget = budget
         self.key = source.credentials.get("api_key", "ok")

@@ -21,7 +21,7 @@ class FlakyClient:
     fail = 3
     partial = False
 
-    def __init__(self, source: Any, http: Any, budget: Any, state: Any) -> None:
+    def __init__(self, source: Any, http: Any, budget: Any, state: Any, *, clock: Any = None) -> None:
         self.source, self.budget = source, budget
         self.attempts = 0
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from collector.budget import SourceBudget
+    from collector.clock import Clock
     from collector.config import SourceConfig
     from collector.schema.point import Point
     from collector.state import State
@@ -123,6 +124,8 @@ class VendorClient(Protocol):
         http: aiohttp.ClientSession,
         budget: SourceBudget,
         state: State,
+        *,
+        clock: Clock | None = None,
     ) -> None: ...
 
     async def open(self) -> None:

@@ -352,7 +352,11 @@ class FoxessClient:
             try:
                 await self._reports(dev, now, stats, result)
                 ts = live_times.get(dev.sn)
-                if ts is not None and ts > self._generated_at(dev.sn):
+                # generation answers with the newest upload, and is stamped with the live
+                # data time: ask only while that is still the newest upload (a later one
+                # would put its values at the earlier time); else at the next energy run.
+                fresh = ts is not None and self._clock.time() - ts < UPLOAD_PERIOD - UPLOAD_LAG
+                if ts is not None and fresh and ts > self._generated_at(dev.sn):
                     await self._generation(dev, ts, stats, result)
             except BATCH_ERRORS as err:
                 failures.append(err)
