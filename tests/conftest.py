@@ -28,17 +28,32 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
     return write
 
 
+#: The CLI with the pipeline test vendor installed for the `foxess` slug.
+_CLI_WITH_TEST_VENDOR = (
+    "import sys; import tests.pipeline_vendor as v; v.install(); "
+    "from collector.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def spawn_cli(args: list[str]) -> subprocess.Popen[str]:
+    """Start the CLI (e.g. the daemon) in the background, test vendor installed."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _CLI_WITH_TEST_VENDOR, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
 def run_cli(
     args: list[str], *, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI in a subprocess with the pipeline test vendor installed."""
-    code = (
-        "import sys; import tests.pipeline_vendor as v; v.install(); "
-        "from collector.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-c", _CLI_WITH_TEST_VENDOR, *args],
         capture_output=True,
         text=True,
         env=full_env,

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from collector.sinks.local import LocalStore
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli, spawn_cli
 
 SECRET = "S3cr3t-Key-0042-do-not-log"
 
@@ -94,18 +91,7 @@ def test_sigterm_mid_poll_finishes_flushes_and_exits_0(
     write_config: Callable[[str], Path], tmp_path: Path
 ) -> None:
     cfg = write_config("sources:" + source("roof", "slow-1", "[S1]"))
-    code = (
-        "import sys; import tests.pipeline_vendor as v; v.install(); "
-        "from collector.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = spawn_cli(["run", "--config", str(cfg)])
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 30

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +12,7 @@ from zoneinfo import ZoneInfo
 from collector.backfill import day_windows
 from collector.sinks.local import LocalStore
 from collector.state import State
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli, spawn_cli
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -100,18 +97,7 @@ def test_the_daemon_refills_the_gap_after_it_was_down(
     state = State(state_dir)
     state.set_last_seen("roof", "live", {"A1": down_since, "A2": down_since})
     state.close()
-    code = (
-        "import sys; import tests.pipeline_vendor as v; v.install(); "
-        "from collector.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = spawn_cli(["run", "--config", str(cfg)])
     try:
         deadline = time.monotonic() + 60
         wanted = set(range(down_since, down_since + 5 * 3600, 300))
@@ -133,18 +119,7 @@ def test_a_backfill_beside_the_running_daemon_uses_its_own_spool(
 ) -> None:
     cfg = write_config(config_text())
     state_dir = tmp_path / "state"
-    code = (
-        "import sys; import tests.pipeline_vendor as v; v.install(); "
-        "from collector.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
-    daemon = subprocess.Popen(
-        [sys.executable, "-c", code, "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    daemon = spawn_cli(["run", "--config", str(cfg)])
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (state_dir / "spool" / "lock").exists():
