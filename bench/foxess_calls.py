@@ -27,16 +27,13 @@ import platform
 import sys
 import tempfile
 import time
-import types
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import collector.state  # noqa: E402
 from collector.app import App  # noqa: E402
 from collector.config import load_config  # noqa: E402
 from collector.log import configure  # noqa: E402
@@ -72,14 +69,12 @@ async def one_day(n: int, hours: float, workdir: Path) -> dict[str, Any]:
     cfg = write_config(workdir / "cfg.yaml", config_text(workdir / "state", url, influx=None))
     config = load_config(cfg)
     configure("warning", "json")
-    # The state database's TTLs (device cache 6 h, access-count check hourly) use wall time;
-    # here they follow the virtual day, as they would in a real one.
-    virtual = mock.patch.object(collector.state, "time", types.SimpleNamespace(time=clock.time))
+    # The state database's TTLs (device cache 6 h, access-count check hourly) follow the
+    # app's clock, so they run on the virtual day.
     app = App(config, clock=clock, vendors=foxess_on(clock))
     t0 = time.monotonic()
     live_runs = energy_runs = 0
     try:
-        virtual.start()
         await app.start()
         rt = app.sources[0]
         for t in range(start, end, LIVE):
@@ -92,7 +87,6 @@ async def one_day(n: int, hours: float, workdir: Path) -> dict[str, Any]:
     finally:
         await app.close()
         await sim.stop()
-        virtual.stop()
     wall = time.monotonic() - t0
     calls = list(sim.calls)
     per_inverter = {sn: sum(sn in c.devices for c in calls) for sn in sns}

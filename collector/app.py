@@ -159,7 +159,7 @@ class App:
 
     async def _start(self) -> None:
         cfg = self.config
-        self.state = State(cfg.state_dir)
+        self.state = State(cfg.state_dir, self.clock)
         book = BudgetBook(self.state, self.clock)
         self.http = aiohttp.ClientSession(
             headers={"User-Agent": USER_AGENT},

@@ -12,8 +12,12 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collector.clock import Clock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -67,7 +71,9 @@ DAY = 86400.0
 class State:
     """A thin typed wrapper over the state database; synchronous and fast."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, clock: Clock | None = None) -> None:
+        #: Expiry of cached values follows the app's clock (fake in tests).
+        self._now: Callable[[], float] = clock.time if clock is not None else time.time
         state_dir.mkdir(parents=True, exist_ok=True)
         # Tokens live here: keep the directory and file private to the user.
         with contextlib.suppress(OSError):
@@ -150,7 +156,7 @@ class State:
 
     # -- key/value (tokens, caches) ------------------------------------------
     def put(self, key: str, value: str, ttl: float | None = None) -> None:
-        expires = time.time() + ttl if ttl is not None else None
+        expires = self._now() + ttl if ttl is not None else None
         self._db.execute(
             "INSERT INTO kv(key, value, expires) VALUES (?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
@@ -159,7 +165,7 @@ class State:
 
     def get(self, key: str) -> str | None:
         row = self._db.execute("SELECT value, expires FROM kv WHERE key = ?", (key,)).fetchone()
-        if row is None or (row[1] is not None and row[1] < time.time()):
+        if row is None or (row[1] is not None and row[1] < self._now()):
             return None
         return str(row[0])
 
