@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import math
 import os
+import re
 import shutil
 import signal
 import time
@@ -35,7 +36,7 @@ import structlog
 
 from collector import __version__
 from collector import budget as budget_mod
-from collector.backfill import Backfiller, BackfillReport, Progress, local_midnight, sleep_until
+from collector.backfill import SETTLE, Backfiller, BackfillReport, Progress, local_midnight, sleep_until
 from collector.budget import BudgetBook, SourceBudget
 from collector.clock import Clock, SystemClock
 from collector.config import Config, SourceConfig
@@ -260,27 +261,37 @@ class App:
         return spool
 
     def adopt_orphans(self, spool: Spool | None = None) -> int:
-        """Move the lines of unlocked spools in `state_dir` into ours; how many moved."""
+        """Move the lines of spools whose process is gone into ours; how many moved.
+
+        Only `spool-<pid>` directories of dead processes are adopted (and the
+        flock is taken too, so a live one is never touched); the daemon's own
+        `spool` is replayed by the daemon alone, so a command never holds it
+        while a daemon starts. The orphan is deleted while its lock is held.
+        """
         spool = spool or self.spool
         if spool is None:
             return 0
         moved = 0
-        own = {self._private_spool, self.config.state_dir / "spool" if self.daemon else None}
-        for other_dir in sorted(self.config.state_dir.glob("spool*")):
-            if other_dir in own or not other_dir.is_dir():
+        for other_dir in sorted(self.config.state_dir.glob("spool-*")):
+            match = _SPOOL_DIR.fullmatch(other_dir.name)
+            if match is None or other_dir == self._private_spool or not other_dir.is_dir():
                 continue
+            if _pid_alive(int(match.group(1))):
+                continue  # its process is running; it delivers its own lines
             try:
                 other = Spool(other_dir, self.config.buffer_max_size)
             except SpoolLockedError:
-                continue  # its process is running; it delivers its own lines
+                continue
+            except OSError as err:
+                log.warning("spool.orphan_unreadable", path=str(other_dir), error=str(err))
+                continue
             n = 0
             with other:
                 while (batch := other.peek()) is not None:
                     spool.append(batch.lines())  # durable here before it leaves there
                     other.ack(batch)
                     n += batch.count
-            if other_dir.name != "spool":
-                shutil.rmtree(other_dir, ignore_errors=True)
+                shutil.rmtree(other_dir, ignore_errors=True)  # still under its lock
             if n:
                 log.info("spool.adopted", path=str(other_dir), lines=n)
                 moved += n
@@ -586,20 +597,28 @@ class App:
                     self.state.add_gap(rt.cfg.name, dev.sn, last, int(self.started_at))
             rt.seen_at_start = {}
         by_sn = {d.sn: d for d in rt.devices}
-        merged: dict[str, tuple[int, int, list[int]]] = {}
+        merged: dict[str, tuple[int, int, list[tuple[int, int]]]] = {}
         for sn, start, end in self.state.gaps(rt.cfg.name):
-            lo, hi, starts = merged.get(sn, (start, end, []))
-            merged[sn] = (min(lo, start), max(hi, end), [*starts, start])
-        for sn, (start, end, starts) in merged.items():
+            lo, hi, parts = merged.get(sn, (start, end, []))
+            merged[sn] = (min(lo, start), max(hi, end), [*parts, (start, end)])
+        incomplete = ""
+        for sn, (start, end, parts) in merged.items():
             gap_dev = by_sn.get(sn)
             if gap_dev is None:
                 continue
             report = await bf.run([gap_dev], start, end, should_stop=stop.is_set)
             self._log_backfill(rt, report, "gap")
-            if not report.complete:
-                return report.stopped or "incomplete"
-            for gap_start in starts:
-                self.state.remove_gap(rt.cfg.name, sn, gap_start)
+            if report.stopped:  # budget, rate limit, credentials, shutdown: later
+                return report.stopped
+            if not report.complete:  # this device's windows failed; the others go on
+                incomplete = "incomplete"
+                continue
+            # Forget a gap only once all of it is checkpointed: its last window
+            # may end too recently (SETTLE) to be final yet.
+            settled = self.clock.time() - SETTLE
+            for gap_start, gap_end in parts:
+                if gap_end <= settled:
+                    self.state.remove_gap(rt.cfg.name, sn, gap_start, gap_end)
         since = rt.cfg.backfill.since
         if since is not None and not stop.is_set():
             end_day = local_midnight(self.clock.time(), ZoneInfo(rt.cfg.timezone))
@@ -607,8 +626,8 @@ class App:
             if first < end_day:
                 report = await bf.run(list(rt.devices), first, end_day, should_stop=stop.is_set)
                 self._log_backfill(rt, report, "since")
-                return report.stopped
-        return ""
+                return report.stopped or incomplete
+        return incomplete
 
     def _log_backfill(self, rt: SourceRuntime, report: BackfillReport, kind: str) -> None:
         if report.windows_fetched or report.windows_failed:
@@ -778,6 +797,21 @@ def _bind(func: Any, *args: Any) -> Any:
         await func(*args)
 
     return job
+
+
+_SPOOL_DIR = re.compile(r"spool-(\d+)")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _in_zone(when: dt.datetime, tz: ZoneInfo) -> int:

@@ -216,8 +216,18 @@ class Backfiller:
                 self.rt.ready.clear()
                 report.stopped = f"the vendor refused our credentials (code {err.code})"
                 return False
-            except VendorResponseError as err:  # the same request would be refused again
-                log.warning("backfill.window_refused", device=dev.sn, start=s, code=err.code, error=str(err))
+            except VendorResponseError as err:
+                # The same request would be refused again (e.g. a model without
+                # history): checkpoint it so no later pass spends budget on it.
+                log.warning(
+                    "backfill.window_refused",
+                    device=dev.sn,
+                    start=s,
+                    code=err.code,
+                    error=str(err),
+                    note="not asked again",
+                )
+                state.mark_window_done(self.rt.cfg.name, dev.sn, STREAM, s, e)
                 break
             except (VendorTransientError, VendorDataQualityError) as err:
                 attempt += 1
@@ -231,6 +241,7 @@ class Backfiller:
             if result.error is not None:  # partial: what came is kept, the window stays open
                 log.warning("backfill.window_partial", device=dev.sn, start=s, error=str(result.error))
                 report.windows_failed += 1
+                self._stop_for(result.error, report)
                 return False
             # The window's points are durable: only now may its checkpoint advance.
             if e <= self.app.clock.time() - SETTLE:
@@ -239,6 +250,19 @@ class Backfiller:
             return True
         report.windows_failed += 1
         return False
+
+    def _stop_for(self, err: Exception, report: BackfillReport) -> None:
+        """A partial result's error: stop the run as if it had been raised."""
+        if isinstance(err, VendorRateLimitError):
+            until = err.retry_at or (self.app.clock.time() + 600)
+            self.rt.budget.pause(until, f"{type(err).__name__}: code {err.code}")
+            report.stopped = f"the vendor asked us to slow down (code {err.code})"
+        elif isinstance(err, VendorAuthError):
+            self.rt.opened = False
+            self.rt.ready.clear()
+            report.stopped = f"the vendor refused our credentials (code {err.code})"
+        elif isinstance(err, BudgetExhaustedError):
+            report.stopped = f"no budget left for backfill ({err})"
 
 
 async def sleep_until(app: App, when: float, stop: asyncio.Event) -> None:

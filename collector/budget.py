@@ -299,7 +299,9 @@ class AccountBudget:
                     wait = max(wait, c.wait(now, cost, prio))
                 if spacer is not None:
                     if spacer.next_free > now + spacer.interval:
-                        spacer.next_free = now  # the clock stepped back; _try_take re-checks
+                        # The clock stepped back: the last call's time is unknown, so
+                        # count it as made just now (never as long ago).
+                        spacer.next_free = now + spacer.interval
                     wait = max(wait, spacer.next_free - now)
                     if prio == BACKFILL and spacer.live_waiting:
                         wait = max(wait, spacer.interval)
@@ -330,10 +332,12 @@ class AccountBudget:
                 last = self.state.slot_last(spacer.name)
                 if last > now + spacer.interval:
                     # The wall clock stepped back (NTP): a slot "used" in the future
-                    # would block every call for that long. Restart it from now.
+                    # would block every call for that long. Count the last call as
+                    # made now (never as long ago: that would let two calls through).
                     log.warning("budget.clock_stepped_back", slot=spacer.name, seconds=round(last - now))
-                    last = now - spacer.interval  # free now
-                    spacer.next_free = now
+                    self.state.set_slot_last(spacer.name, now)
+                    spacer.next_free = now + spacer.interval
+                    return False
                 spacer.next_free = max(spacer.next_free, last + spacer.interval)
                 if spacer.next_free > now:
                     return False
@@ -363,17 +367,26 @@ class AccountBudget:
         (another app on the same key, calls before we kept count), record the
         difference as calls made now, spread over our counters, so we never plan
         with calls the vendor has already counted. Returns how many were added."""
-        vendor_used = max(0, total - remaining)
+        if not 0 <= remaining <= total:
+            log.warning("budget.sync_ignored", remaining=remaining, total=total, reason="not a count")
+            return 0
+        vendor_used = total - remaining
         now = self.clock.time()
         # The vendor's pool counts every call: account-level ones (our account
         # counter) and device calls once per device covered (our device counters).
         everything = [self._counter(n) for n in sorted({*self._counters, self.key})]
+        for c in everything:
+            self._refresh(c)  # other processes' calls since we last looked
         ours = sum(sum(1 for ts, p in c.calls if ts > now - DAY and p != ACCOUNT_COPY) for c in everything)
         names = sorted(n for n in self._counters if "/" in n) or [self.key]
         counters = [self._counter(n) for n in names]
         extra = vendor_used - ours
         if extra <= 0:
             return 0
+        # Never more than would fill every counter for a day (a nonsense answer
+        # must not insert millions of rows).
+        per_day = self.limits.per_day or self.limits.per_hour or 10_000
+        extra = min(extra, int(per_day) * len(names))
         with self.state.exclusive():
             for i in range(extra):
                 self.state.record_call([names[i % len(names)]], now, LIVE)

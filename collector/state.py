@@ -87,7 +87,21 @@ class State:
         # (NORMAL in WAL mode may lose the last few hundred commits), or the
         # budget would spend again calls the vendor has already counted.
         self._db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
         self._db.executescript(_SCHEMA)
+
+    def _migrate(self) -> None:
+        """State from 0.1.0 development builds: `calls` without its `id` column."""
+        cols = [r[1] for r in self._db.execute("PRAGMA table_info(calls)").fetchall()]
+        if cols and "id" not in cols:
+            self._db.executescript(
+                "BEGIN; ALTER TABLE calls RENAME TO calls_old;"
+                "CREATE TABLE calls (id INTEGER PRIMARY KEY AUTOINCREMENT, counter TEXT NOT NULL,"
+                " ts REAL NOT NULL, priority INTEGER NOT NULL DEFAULT 0);"
+                "INSERT INTO calls(counter, ts, priority) SELECT counter, ts, priority FROM calls_old"
+                " ORDER BY rowid;"
+                "DROP TABLE calls_old; COMMIT;"
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -200,9 +214,11 @@ class State:
         ).fetchall()
         return [(str(d), int(s), int(e)) for d, s, e in rows]
 
-    def remove_gap(self, source: str, device: str, start: int) -> None:
+    def remove_gap(self, source: str, device: str, start: int, end: int) -> None:
+        """Forget a gap that is filled up to `end` (a wider gap with the same start stays)."""
         self._db.execute(
-            "DELETE FROM gaps WHERE source = ? AND device = ? AND start = ?", (source, device, start)
+            "DELETE FROM gaps WHERE source = ? AND device = ? AND start = ? AND end <= ?",
+            (source, device, start, end),
         )
 
     # -- backfill checkpoints --------------------------------------------------

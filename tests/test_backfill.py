@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -146,7 +148,10 @@ def test_the_daemon_adopts_a_killed_commands_spool(
 
     cfg = write_config(config_text())
     state_dir = tmp_path / "state"
-    orphan = Spool(state_dir / "spool-4242", 10**8)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a command that has exited: its pid names the orphan spool
+    orphan_dir = state_dir / f"spool-{gone.pid}"
+    orphan = Spool(orphan_dir, 10**8)
     orphan.append(
         [
             f"inverter,device=OLD,site=s,source=roof,vendor=foxess pv_power_w=1.0 {1700000000 + i}"
@@ -157,4 +162,4 @@ def test_the_daemon_adopts_a_killed_commands_spool(
     res = run_cli(["run", "--once", "--config", str(cfg)])
     assert res.returncode == 0, res.stderr
     assert inverter_times(state_dir, "OLD") == [1700000000, 1700000001, 1700000002]
-    assert not (state_dir / "spool-4242").exists()
+    assert not orphan_dir.exists()

@@ -294,3 +294,10 @@ def test_a_clock_stepped_back_does_not_block_the_slot(tmp_path: Path) -> None:
         await acct.acquire(endpoint="/real", devices=["A"], max_wait=5)
 
     asyncio.run(go())
+
+
+def test_a_nonsense_vendor_count_is_bounded(tmp_path: Path) -> None:
+    clock = FakeClock()
+    acct = BudgetBook(State(tmp_path), clock).account(FOX, CREDS, Limits(per_second=1, per_day=1440))
+    assert acct.sync_remaining(remaining=5, total=3) == 0  # not a count
+    assert acct.sync_remaining(remaining=0, total=99_999_999_999) == 1440  # at most a full day

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from collector.app import App
 from collector.clock import FakeClock
 from collector.config import config_from_dict
-from collector.errors import VendorRateLimitError, VendorTransientError
+from collector.errors import VendorRateLimitError, VendorResponseError, VendorTransientError
 from collector.schema.point import Point
 from collector.vendors.base import Device, PollResult
 
@@ -101,3 +101,63 @@ def test_partial_data_is_delivered_before_the_error_is_handled(tmp_path: Path) -
         asyncio.run(go())
     finally:
         FlakyClient.partial = False
+
+
+class HistoryClient(FlakyClient):
+    """History for two devices: X's model has none (the vendor refuses), Y's has."""
+
+    history_window = 86400.0
+    history_calls: ClassVar[list[str]] = []
+
+    async def discover(self) -> Sequence[Device]:
+        return [Device("X", "site"), Device("Y", "site")]
+
+    async def history(self, device: Device, start: int, end: int) -> PollResult:
+        await self.budget.acquire(endpoint="/history", devices=[device.sn])
+        HistoryClient.history_calls.append(device.sn)
+        if device.sn == "X":
+            raise VendorResponseError("not available on this model", code=40257)
+        tags = {"vendor": "foxess", "source": "s", "site": "site", "device": device.sn}
+        return PollResult([Point("inverter", tags, {"pv_power_w": 1.0}, t) for t in range(start, end, 300)])
+
+
+def test_a_refused_gap_does_not_block_the_others_and_is_not_asked_again(tmp_path: Path) -> None:
+    clock = FakeClock()
+    HistoryClient.history_calls = []
+    config = config_from_dict(
+        {"state_dir": str(tmp_path), "sources": [{"name": "s", "vendor": "foxess", "api_key": "k"}]}
+    )
+
+    async def go() -> None:
+        app = App(config, clock=clock, vendors={"foxess": HistoryClient})  # type: ignore[dict-item]
+        await app.start()
+        rt = app.sources[0]
+        assert app.state is not None and app.spool is not None and app.forwarder is not None
+        try:
+            await app._ensure_open(rt)
+            start = int(clock.time()) - 3 * 86400
+            app.state.add_gap("s", "X", start, start + 3600)
+            app.state.add_gap("s", "Y", start, start + 3600)
+            first = await app._backfill_pass(rt)
+            assert first == "incomplete"  # X's window was refused
+            assert HistoryClient.history_calls == ["X", "Y"]  # Y was not blocked by X
+            assert app.state.gaps("s") == [("X", start, start + 3600)]  # Y's gap is filled
+            assert app.spool.pending + app.forwarder.written == 12  # an hour of Y at 5 minutes
+            second = await app._backfill_pass(rt)
+            assert second == ""
+            assert HistoryClient.history_calls == ["X", "Y"]  # the refused window is not asked again
+            assert app.state.gaps("s") == []
+        finally:
+            await app.close()
+
+    asyncio.run(go())
+
+
+def test_a_wider_gap_with_the_same_start_survives_removal(tmp_path: Path) -> None:
+    from collector.state import State
+
+    state = State(tmp_path)
+    state.add_gap("s", "D", 100, 200)
+    state.add_gap("s", "D", 100, 900)  # the outage went on
+    state.remove_gap("s", "D", 100, 200)  # what a pass had fetched
+    assert state.gaps("s") == [("D", 100, 900)]
