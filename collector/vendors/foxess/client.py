@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,11 +28,14 @@ from collector.errors import (
 )
 from collector.log import get_logger
 from collector.schema.mapping import MappingStats
+from collector.schema.point import Point
 from collector.state import State
 from collector.vendors.base import Device, PollResult
 from collector.vendors.foxess.codes import QUOTA_PAUSE, RATE_LIMIT_PAUSE, VENDOR
 from collector.vendors.foxess.faults import FaultEvent, FaultTracker, fault_points
+from collector.vendors.foxess.generation import PendingGeneration, resolve, window_wait
 from collector.vendors.foxess.mapping import (
+    GENERATION_TABLE,
     device_tags,
     fault_codes,
     generation_point,
@@ -93,8 +96,13 @@ PAGE_SIZE = 100  # doc minimum 10; anchors use 100–1000 (research/foxess.md §
 MAX_PAGES = 100  # a guard against a vendor that never stops paging
 #: One snapshot per 300 s per logger, at a fixed phase (research/foxess.md §4.1).
 UPLOAD_PERIOD = 300.0
-#: Poll this long after the expected upload (com.foxess polls 20 s after the snapshot).
+#: Poll this long after the expected upload (com.foxess polls 20 s after the snapshot);
+#: also the longest an upload is taken to need to reach the cloud after its data time
+#: (generation's deferred stamping, `generation.resolve`).
 UPLOAD_LAG = 20.0
+#: The longest a generation call (its budget wait and the request) is taken to last: it is
+#: not made within this long before a device's expected upload (`generation.window_wait`).
+GENERATION_GUARD = 5.0
 DEVICE_CACHE_TTL = 6 * 3600.0
 FAULT_TABLE_TTL = 86400.0  # the table is account-independent and ~160 KB (§4.7)
 #: After a failed fault-table fetch (refused, unreadable), fault points go out without a
@@ -269,11 +277,17 @@ class FoxessClient:
         rate, quota, auth or budget (`STOP_ERRORS`) ends the run: no further calls (not
         even the fault table or the access count); the batches already answered are
         returned with `error` set, or, if none was, the error is raised.
+
+        Each device's data time also settles its pending generation answer, if any (see
+        `_settle_generation`): read from state before the first request, so every answer
+        here came after the generation call.
         """
         result = PollResult()
         stats = MappingStats()
         by_sn = {d.sn: d for d in devices}
         last = self._state.last_seen(self.source.name, "live")
+        pending = {sn: p for sn in by_sn if (p := self._pending_generation(sn)) is not None}
+        dropped = 0
         chunks = _chunks(list(by_sn), BATCH)
         failures: list[Exception] = []
         answered = 0
@@ -304,6 +318,8 @@ class FoxessClient:
                     continue
                 for snap in snapshots_from_real([record], tz=self._tz(dev), stats=stats):
                     data_times.append(snap.time)
+                    if (gen := pending.pop(dev.sn, None)) is not None:
+                        dropped += self._settle_generation(dev, gen, snap.time, result)
                     if snap.time <= last.get(dev.sn, 0):
                         continue  # the same snapshot as last time (or older): already written
                     point = inverter_point(snap, self._tags(dev), stats)
@@ -318,7 +334,7 @@ class FoxessClient:
             # After a stop error no more calls: the cached table, else no messages.
             messages = await self._fault_messages(fetch=result.error is None)
             result.points += fault_points(events, messages, lambda sn: self._tags(by_sn[sn]), stats)
-        result.skipped_values = reportable_skips(stats)
+        result.skipped_values = reportable_skips(stats) + dropped
         result.next_data_at = next_upload(
             data_times, self._clock.time(), period=UPLOAD_PERIOD, lag=UPLOAD_LAG
         )
@@ -332,10 +348,14 @@ class FoxessClient:
         """Reports (day / month / year, and a closed period once more) and generation.
 
         Every answered call adds its points to the result at once, and its cursor (the
-        report period asked for, the live time of the generation point) to
+        report period asked for, the live time of the generation call) to
         `state_updates`, which the app stores only once those points are durable: so a
         run that fails first leaves the cursors where they were, and the closed period's
-        final report is asked for again. The cursors are read from state at the start.
+        final report is asked for again. The report cursors are read from state at the
+        start; the live cursor and the generation records just before each device's call.
+        Generation gives no point here: its answer is kept pending (`_generation`). A
+        device whose upload is due about now (`generation.window_wait`) has its generation
+        call made after the other devices, once that upload's window has passed.
 
         A device that fails for a transient / response / data-quality error is logged and
         the next one goes on; if every device fails, the first error is raised when
@@ -346,35 +366,59 @@ class FoxessClient:
         result = PollResult()
         stats = MappingStats()
         now = self._clock.time()
-        live_times = self._state.last_seen(self.source.name, "live")
         failures: list[Exception] = []
+        later: list[Device] = []  # generation calls moved out of an upload's window
+
+        async def reports_and_generation(dev: Device) -> None:
+            await self._reports(dev, now, stats, result)
+            ts = self._generation_due(dev.sn)
+            if ts is not None and self._window_wait(ts) > 0:
+                later.append(dev)
+            elif ts is not None:
+                await self._generation(dev, ts, stats, result)
+
+        async def generation_later(dev: Device) -> None:
+            ts = self._generation_due(dev.sn)
+            if ts is not None and (wait := self._window_wait(ts)) > 0:
+                await self._clock.sleep(wait)
+                ts = self._generation_due(dev.sn)
+            if ts is not None:
+                await self._generation(dev, ts, stats, result)
+
         for dev in devices:
-            try:
-                await self._reports(dev, now, stats, result)
-                ts = live_times.get(dev.sn)
-                # generation answers with the newest upload, and is stamped with the live
-                # data time: ask only while that is still the newest upload (a later one
-                # would put its values at the earlier time); else at the next energy run.
-                fresh = ts is not None and self._clock.time() - ts < UPLOAD_PERIOD - UPLOAD_LAG
-                if ts is not None and fresh and ts > self._generated_at(dev.sn):
-                    await self._generation(dev, ts, stats, result)
-            except BATCH_ERRORS as err:
-                failures.append(err)
-                log.warning("foxess.energy_failed", device=dev.sn, error=str(err))
-            except STOP_ERRORS as err:
-                if not (result.points or result.state_updates):
-                    raise
-                result.error = err
-                log.warning(
-                    "foxess.run_stopped", device=dev.sn, error_class=type(err).__name__, error=str(err)
-                )
+            if not await self._energy_step(dev, reports_and_generation, result, failures):
                 break
+        else:  # not stopped: the postponed generation calls, each after its upload's window
+            for dev in later:
+                if not await self._energy_step(dev, generation_later, result, failures):
+                    break
         if failures and len(failures) == len(devices):
             if not (result.points or result.state_updates):
                 raise failures[0]
             result.error = failures[0]
         result.skipped_values = reportable_skips(stats)
         return result
+
+    async def _energy_step(
+        self,
+        dev: Device,
+        step: Callable[[Device], Awaitable[None]],
+        result: PollResult,
+        failures: list[Exception],
+    ) -> bool:
+        """One device's calls of an energy run. False: a stop error ended the run."""
+        try:
+            await step(dev)
+        except BATCH_ERRORS as err:
+            failures.append(err)
+            log.warning("foxess.energy_failed", device=dev.sn, error=str(err))
+        except STOP_ERRORS as err:
+            if not (result.points or result.state_updates):
+                raise
+            result.error = err
+            log.warning("foxess.run_stopped", device=dev.sn, error_class=type(err).__name__, error=str(err))
+            return False
+        return True
 
     def _report_requests(self, dev: Device, now: float) -> list[tuple[ReportRequest, str | None]]:
         """This run's report requests: the current day / month / year, and — once, after a
@@ -430,23 +474,83 @@ class FoxessClient:
     def _generation_key(self, sn: str) -> str:
         return self._key(f"generation:{sn}")
 
+    def _pending_key(self, sn: str) -> str:
+        return self._key(f"generation-pending:{sn}")
+
     def _generated_at(self, sn: str) -> int:
-        """The live data time of the device's last durable generation point (0: none)."""
+        """The live data time the device's generation was last asked at, or stamped with
+        when later (0: never). Generation is asked for again only after a newer upload."""
         stored = self._state.get(self._generation_key(sn))
         try:
             return int(stored) if stored else 0
         except ValueError:
             return 0
 
-    async def _generation(self, dev: Device, data_time: int, stats: MappingStats, out: PollResult) -> None:
-        """today / cumulative yield (kWh) of `/op/v0/device/generation`, stamped with the
-        device's newest live data time: the endpoint gives no time of its own, and the
-        cloud's counters change only with an upload. Called only when that time is new."""
+    def _pending_generation(self, sn: str) -> PendingGeneration | None:
+        return PendingGeneration.from_json(self._state.get(self._pending_key(sn)))
+
+    def _generation_due(self, sn: str) -> int | None:
+        """The live data time to ask generation at, or None: once per upload, and not while
+        an earlier answer still waits for its stamp. The live cursor is read now, not at
+        the start of the run: a run lasts minutes with many inverters, and the newer this
+        upload, the likelier rule (b) can place the answer."""
+        ts = self._state.last_seen(self.source.name, "live").get(sn)
+        if ts is None or ts <= self._generated_at(sn) or self._pending_generation(sn) is not None:
+            return None
+        return ts
+
+    def _window_wait(self, ts_prev: int) -> float:
+        return window_wait(
+            self._clock.time(), ts_prev, period=UPLOAD_PERIOD, lag=UPLOAD_LAG, guard=GENERATION_GUARD
+        )
+
+    async def _generation(self, dev: Device, ts_prev: int, stats: MappingStats, out: PollResult) -> None:
+        """today / cumulative yield (kWh) of `/op/v0/device/generation`, kept **pending**.
+
+        The answer has no data time (the bug this works around): it reflects the cloud's
+        newest upload at the moment of the call, which may be `ts_prev` (the live cursor)
+        or a later upload no live poll has seen yet. Stamping it with `ts_prev` could put
+        a later upload's values at an earlier time, so no point is written here: the
+        mapped fields, `ts_prev` and the call's time bounds go to `state_updates` (the
+        pending key; with the generation cursor, so the same upload is not asked for
+        again), and the next live poll stamps them (`_settle_generation`).
+        """
+        called_at = self._clock.time()  # before the budget wait and retries: stricter for (a)
         raw = await self._api.get(GENERATION_PATH, {"sn": dev.sn}, devices=[dev.sn])
-        point = generation_point(read_generation(raw), tags=self._tags(dev), time=data_time, stats=stats)
+        answered_at = self._clock.time()
+        point = generation_point(read_generation(raw), tags=self._tags(dev), time=ts_prev, stats=stats)
         if point is not None:
-            out.points.append(point)
-        out.state_updates[self._generation_key(dev.sn)] = str(data_time)
+            pending = PendingGeneration(called_at, answered_at, ts_prev, dict(point.fields))
+            out.state_updates[self._pending_key(dev.sn)] = pending.to_json()
+        out.state_updates[self._generation_key(dev.sn)] = str(ts_prev)
+
+    def _settle_generation(
+        self, dev: Device, pending: PendingGeneration, ts_new: int, out: PollResult
+    ) -> int:
+        """Stamp a pending generation answer with the upload it reflected, now that the
+        device's newest data time `ts_new` (seen after the call) is known — rules (a),
+        (b), (c) in `generation.resolve` — or keep it pending while `ts_new` is not newer
+        than `ts_prev`. The point goes into `out` (the same series and time as a live
+        point: the fields merge); the pending key is cleared (`""`) and the generation
+        cursor set, both stored by the app once the point is durable. Returns the number
+        of values dropped (an ambiguous answer)."""
+        verdict, stamp = resolve(pending, ts_new, period=UPLOAD_PERIOD, lag=UPLOAD_LAG)
+        if verdict == "wait":
+            return 0
+        out.state_updates[self._pending_key(dev.sn)] = ""
+        out.state_updates[self._generation_key(dev.sn)] = str(max(pending.ts_prev, stamp or 0))
+        if verdict == "stamp" and stamp is not None:
+            out.points.append(Point(GENERATION_TABLE.measurement, self._tags(dev), pending.fields, stamp))
+            return 0
+        log.debug(
+            "foxess.generation_ambiguous",
+            device=dev.sn,
+            ts_prev=pending.ts_prev,
+            ts_new=ts_new,
+            called_at=pending.called_at,
+            answered_at=pending.answered_at,
+        )
+        return len(pending.fields)
 
     # -- history (HistoryCapable) ----------------------------------------------------------------
     async def history(self, device: Device, start: int, end: int) -> PollResult:

@@ -116,7 +116,7 @@ def test_a_failed_month_report_leaves_the_day_cursor_unmoved(
     run(tmp_path, fake, body, start=MAY_11)
 
 
-def test_the_generation_cursor_moves_only_when_the_app_lands_the_point(tmp_path: Path) -> None:
+def test_the_generation_cursor_moves_only_when_the_app_lands_the_run(tmp_path: Path) -> None:
     fake = FakeFox()
     fake.on(REPORT_PATH, report_reply)
     fake.on(GENERATION_PATH, lambda req: ok({"today": 1.5, "cumulative": 100.0}))
@@ -125,7 +125,9 @@ def test_the_generation_cursor_moves_only_when_the_app_lands_the_point(tmp_path:
         env.state.set_last_seen("home", "live", {"SN1": T0})
         first = await env.client().poll("energy", [dev("SN1")])
         assert first.state_updates[key("generation:SN1")] == str(T0)
+        assert key("generation-pending:SN1") in first.state_updates
         assert env.state.get(key("generation:SN1")) is None
+        assert env.state.get(key("generation-pending:SN1")) is None
         # Not landed: the same client asks again (the point was never durable).
         second = await env.client().poll("energy", [dev("SN1")])
         assert len(fake.calls(GENERATION_PATH)) == 2
@@ -214,6 +216,7 @@ def test_a_refusal_mid_energy_keeps_the_devices_fetched_and_stops(tmp_path: Path
             key("report:SN1:month"),
             key("report:SN1:year"),
             key("generation:SN1"),
+            key("generation-pending:SN1"),
         }
         # SN2's first call was refused: nothing after it (not SN2's generation, not SN3).
         assert asked(fake) == [
