@@ -9,7 +9,7 @@ units stay the vendor's strings. Shapes: research/foxess.md §4.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,17 @@ class RealRecord:
     values: tuple[RealValue, ...]
 
 
+def _device_entries(result: Any, endpoint: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(serial number, entry) of each per-device object of a `result` list."""
+    for item in _list(result, endpoint, "result"):
+        if not isinstance(item, dict):
+            raise _bad(endpoint, "a device entry is not an object")
+        sn = _str(item.get("deviceSN"))
+        if sn is None:
+            raise _bad(endpoint, "a device entry has no deviceSN")
+        yield sn, item
+
+
 def read_real(result: Any, endpoint: str = "real/query") -> list[RealRecord]:
     """Devices of a v0/v1 real-time `result` (a list, one object per device).
 
@@ -66,12 +77,7 @@ def read_real(result: Any, endpoint: str = "real/query") -> list[RealRecord]:
     `time`, else the first item's.
     """
     out: list[RealRecord] = []
-    for item in _list(result, endpoint, "result"):
-        if not isinstance(item, dict):
-            raise _bad(endpoint, "a device entry is not an object")
-        sn = _str(item.get("deviceSN"))
-        if sn is None:
-            raise _bad(endpoint, "a device entry has no deviceSN")
+    for sn, item in _device_entries(result, endpoint):
         values: list[RealValue] = []
         item_time: str | None = None
         for data in _list(item.get("datas"), endpoint, "datas"):
@@ -108,12 +114,7 @@ class HistoryRecord:
 def read_history(result: Any, endpoint: str = "history/query") -> list[HistoryRecord]:
     """Devices of a history `result` (research/foxess.md §4.2)."""
     out: list[HistoryRecord] = []
-    for item in _list(result, endpoint, "result"):
-        if not isinstance(item, dict):
-            raise _bad(endpoint, "a device entry is not an object")
-        sn = _str(item.get("deviceSN"))
-        if sn is None:
-            raise _bad(endpoint, "a device entry has no deviceSN")
+    for sn, item in _device_entries(result, endpoint):
         series: list[HistorySeries] = []
         for data in _list(item.get("datas"), endpoint, "datas"):
             if not isinstance(data, dict):
