@@ -85,7 +85,12 @@ def show(config: Config, out: TextIO) -> None:
         return
     store = LocalStore(path)
     try:
-        series = sorted(store.series(), key=lambda s: (s.measurement, sorted(s.tags.items())))
+        # What a new user came for first: the inverters, then energy, faults, site,
+        # and the collector's own health last.
+        order = {"inverter": 0, "ev_charger": 1, "energy": 2, "fault": 3, "site": 4, "collector": 5}
+        series = sorted(
+            store.series(), key=lambda s: (order.get(s.measurement, 9), s.measurement, sorted(s.tags.items()))
+        )
     finally:
         store.close()
     for s in series:
