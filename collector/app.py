@@ -165,6 +165,8 @@ class App:
         self.http = aiohttp.ClientSession(
             headers={"User-Agent": USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=60, connect=15),
+            # Per-second spacing runs from when each request really left.
+            trace_configs=[budget_mod.send_trace()],
         )
         if self.dry_run:
             self.sink = StdoutSink()
@@ -205,7 +207,18 @@ class App:
             rt.seen_at_start = self.state.last_seen(src.name, "live")
             self.started_at = self.clock.time()
             p = plans[src.name]
+            if p.disabled:
+                # Polls what fits and never trips the limit; `check` is the strict one.
+                log.warning(
+                    "streams.disabled",
+                    source=src.name,
+                    streams=list(p.disabled),
+                    reason="the limits are smaller than one poll of these streams needs at any interval",
+                    note="`solar-collector check` shows the plan",
+                )
             for stream in spec.streams:
+                if stream.name in p.disabled:
+                    continue
                 interval = effective_interval(src, stream)
                 if (
                     stream.name == "live"
@@ -225,7 +238,7 @@ class App:
                     interval = p.min_interval
                 rt.intervals[stream.name] = interval
             # Declare the live plan so backfill keeps clear of it.
-            acct.add_live_plan(live_need(src, rt.intervals.get("live")))
+            acct.add_live_plan(live_need(src, rt.intervals.get("live"), p.disabled))
             client_cls = self.vendors.get(src.vendor)
             if client_cls is None:
                 log.error(
@@ -423,6 +436,12 @@ class App:
         """Move the cursors over what is now durable; note gaps for the backfill."""
         if self.state is None or self.dry_run:
             return
+        # One commit for the whole poll, however many devices it covered (issue #6 §6).
+        with self.state.transaction():
+            self._advance_in(rt, stream, result)
+
+    def _advance_in(self, rt: SourceRuntime, stream: str, result: PollResult) -> None:
+        assert self.state is not None
         if result.latest:
             before = self.state.last_seen(rt.cfg.name, stream)
             # One missed sample is a gap: the real-time endpoint never gives it again.
@@ -519,7 +538,7 @@ class App:
         """Poll every source's every stream once, write, flush. 0 if all succeeded."""
         await self.start()
         try:
-            jobs = [self.poll(rt, s.name) for rt in self.sources for s in rt.spec.streams]
+            jobs = [self.poll(rt, s) for rt in self.sources for s in rt.intervals]
             results = await asyncio.gather(*jobs)
             await self.self_metrics()
             flushed = await self._flush()
@@ -540,11 +559,10 @@ class App:
         for rt in self.sources:
             if rt.client is None:
                 continue
-            for stream in rt.spec.streams:
-                interval = rt.intervals[stream.name]
+            for stream, interval in rt.intervals.items():
                 self.scheduler.add(
-                    f"{rt.cfg.name}:{stream.name}",
-                    _bind(self.poll, rt, stream.name),
+                    f"{rt.cfg.name}:{stream}",
+                    _bind(self.poll, rt, stream),
                     interval,
                     now=now,
                     first_run=_utc(now + 1),  # poll at once on start, then on the clock

@@ -8,28 +8,53 @@ How it counts (decisions, see docs in the README "Budgets"):
   N calls in *every* 24 h window means at most N in any calendar day, wherever
   the vendor's day starts.
 * **Counted the way the vendor counts.** One budget per vendor account (the
-  hash of the credential), so two sources with one key share it; with
-  `budget_scope="device"` (FoxESS) each device has its own counters and a call
-  covering 50 devices counts once against each of them; the per-second limit
-  may be per endpoint.
+  hash of the credential), so two sources with one key share it. With
+  `budget_scope="device"` (FoxESS: 1440 a day per inverter, pooled for the
+  account) a call covering 50 devices counts once against each of them, and
+  an account-level call (plant and device lists, the fault table, the access
+  count) counts against *every* device, whenever that device becomes known:
+  a device's count is its own calls plus all the account's account-level
+  calls. So the two discovery calls made before any inverter is known are in
+  the pool the first live poll is checked against, in any order, after a
+  restart and in another process (issue #6 §1). The per-second limit may be
+  per endpoint.
+* **Stored compactly.** A call is one row however many devices it covers: the
+  device set is stored once as a group (`State.group_id`) and the row names it.
+  A day at 1000 inverters is ~200k rows, not the ~60M a row per device took.
 * **Persisted.** Each call is written to the state database *before* it is
   made, and loaded on start, so a restart never resets a count; a vendor's
   rate-limit answer pauses the account until its retry time, also persisted.
 * **Live first.** A live call may use the whole limit. A backfill call only
   takes capacity that leaves the live plan for a whole window plus a reserve
   untouched, and never a per-second slot that a live call is waiting for.
-* **Spacing margin.** Per-second limits are enforced with 5 % extra spacing,
-  because the vendor measures arrival times, not our send times.
+* **Spacing between calls as they leave.** A per-second slot is *held* from the
+  moment a call is granted until its request has left (the app's HTTP session
+  reports when the request headers were sent, `send_trace`), and the next call
+  on the slot waits for `SECOND_MARGIN / rate` after that send time. So a send
+  delayed by a busy event loop or a slow connection pushes the next call back
+  instead of shrinking the gap the vendor sees (issue #6 §1b). The hold is in
+  the state database too: the daemon and a `backfill` beside it wait for each
+  other's sends. A hold whose process died expires after `HOLD` seconds and
+  counts as a send at its expiry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import hashlib
+import heapq
 import math
+import os
+import secrets
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
 
 from collector.clock import Clock
 from collector.errors import BudgetExhaustedError
@@ -41,9 +66,6 @@ log = get_logger(__name__)
 
 LIVE = 0
 BACKFILL = 1
-#: Recorded on device counters for an account-level call (it counts against every
-#: device's limit, but it is one call in the vendor's own tally).
-ACCOUNT_COPY = 2
 
 #: The priority of calls made in the current task; the job runner sets it.
 priority: contextvars.ContextVar[int] = contextvars.ContextVar("budget_priority", default=LIVE)
@@ -56,6 +78,15 @@ BACKFILL_RESERVE = 0.05
 SECOND_MARGIN = 1.05
 #: A call that would have to wait longer than this raises instead of waiting.
 DEFAULT_MAX_WAIT = 90.0
+#: The longest a granted call may hold its per-second slot before its request leaves.
+#: Longer than any request's own timeout (which bounds when it can still leave), so a
+#: hold can only expire once its process is gone.
+HOLD = 90.0
+#: How often a call waiting for another process's hold looks again (real clock).
+HOLD_POLL = 0.02
+#: The group id of account-level calls (no device named).
+ACCOUNT = 0
+
 
 
 def account_key(vendor: str, credentials: Mapping[str, str]) -> str:
@@ -65,73 +96,67 @@ def account_key(vendor: str, credentials: Mapping[str, str]) -> str:
     return f"{vendor}:{digest}"
 
 
+def send_trace() -> aiohttp.TraceConfig:
+    """For the app's HTTP session: tells a call's ticket when its request headers left.
+
+    A transport passes its ticket as `trace_request_ctx=`; without this trace (a
+    session made elsewhere) the ticket counts the send at the end of the call,
+    which is later, so the spacing only grows."""
+    trace = aiohttp.TraceConfig()
+
+    async def on_headers_sent(_session: aiohttp.ClientSession, ctx: SimpleNamespace, _params: Any) -> None:
+        ticket = getattr(ctx, "trace_request_ctx", None)
+        if isinstance(ticket, CallTicket):
+            ticket.sent()
+
+    trace.on_request_headers_sent.append(on_headers_sent)
+    return trace
+
+
 @dataclass
-class _Counter:
-    """Sliding-window call log of one counter (an account or one device)."""
+class _Log:
+    """The calls of one group (one device set, or the account's own calls), oldest first."""
 
-    name: str
-    limits: Limits
-    calls: deque[tuple[float, int]] = field(default_factory=deque)
-    last_row: int = 0
-    live_need: dict[float, float] = field(default_factory=dict)  # window length → planned live calls
+    calls: deque[tuple[float, int, int]] = field(default_factory=deque)  # (time, priority, n)
+    total: int = 0  # n summed over `calls`
+    backfill: int = 0  # of which at backfill priority
 
-    def prune(self, now: float) -> None:
-        horizon = now - self._longest()
+    def add(self, ts: float, prio: int, n: int) -> None:
+        if self.calls and ts < self.calls[-1][0]:
+            # another process's call, older than our newest: keep time order
+            self.calls = deque(sorted([*self.calls, (ts, prio, n)]))
+        else:
+            self.calls.append((ts, prio, n))
+        self.total += n
+        if prio == BACKFILL:
+            self.backfill += n
+
+    def prune(self, horizon: float) -> None:
         while self.calls and self.calls[0][0] <= horizon:
-            self.calls.popleft()
+            _, prio, n = self.calls.popleft()
+            self.total -= n
+            if prio == BACKFILL:
+                self.backfill -= n
 
-    def _longest(self) -> float:
-        ws = [length for _, length, _ in self.limits.windows() if length > 1.0]
-        return max(ws) if ws else 1.0
-
-    def count(self, now: float, length: float, only: int | None = None) -> int:
+    def count(self, now: float, length: float, longest: float) -> tuple[int, int]:
+        """(calls, of which backfill) in the window of `length` s ending now (pruned first)."""
+        if length >= longest:
+            return self.total, self.backfill
         start = now - length
-        n = 0
-        for ts, prio in reversed(self.calls):
+        n = b = 0
+        for ts, prio, k in reversed(self.calls):
             if ts <= start:
                 break
-            if only is None or prio == only:
-                n += 1
-        return n
+            n += k
+            if prio == BACKFILL:
+                b += k
+        return n, b
 
-    def wait(self, now: float, cost: int, prio: int) -> float:
-        """Seconds until `cost` more calls at `prio` fit every window (0: now; inf: never).
-
-        Live may fill a window to the limit. Backfill must satisfy two caps: its
-        own calls stay within what the live plan and the reserve leave, and the
-        total stays below the limit less the reserve.
-        """
-        wait = 0.0
-        for _name, length, limit in self.limits.windows():
-            if length <= 1.0:
-                continue  # per-second limits are spacing, handled by _Spacer
-            if prio == LIVE:
-                wait = max(wait, self._wait_for(now, length, limit, cost, None))
-                continue
-            reserve = max(1.0, math.ceil(limit * BACKFILL_RESERVE))
-            own_cap = math.floor(limit - reserve - self.live_need.get(length, 0.0))
-            wait = max(
-                wait,
-                self._wait_for(now, length, own_cap, cost, BACKFILL),
-                self._wait_for(now, length, math.floor(limit - reserve), cost, None),
-            )
-        return wait
-
-    def _wait_for(self, now: float, length: float, cap: float, cost: int, only: int | None) -> float:
-        inside = [ts for ts, p in self.calls if ts > now - length and (only is None or p == only)]
-        if len(inside) + cost <= cap:
-            return 0.0
-        if cost > cap:
-            return math.inf
-        excess = int(len(inside) + cost - cap)  # calls that must age out first
-        return inside[excess - 1] + length - now + 1e-3
-
-    def usage(self, now: float) -> dict[str, tuple[int, float]]:
-        return {
-            name: (self.count(now, length), limit)
-            for name, length, limit in self.limits.windows()
-            if length > 1.0
-        }
+    def inside(self, now: float, length: float, only: int | None) -> Iterator[tuple[float, int]]:
+        start = now - length
+        for ts, prio, n in self.calls:
+            if ts > start and (only is None or prio == only):
+                yield ts, n
 
 
 class _Spacer:
@@ -140,24 +165,73 @@ class _Spacer:
     def __init__(self, name: str, rate: float) -> None:
         self.name = name
         self.interval = SECOND_MARGIN / rate
-        self.next_free = 0.0
+        self.next_free = 0.0  # the earliest time the next call may leave, as far as we know
         self.live_waiting = 0
+        #: The ticket holding the slot in this process (granted, request not yet sent).
+        self.holder: CallTicket | None = None
+        self.released: asyncio.Future[None] | None = None
+
+
+class CallTicket:
+    """A granted call. `sent()` when its request leaves; an exit without it counts as sent then."""
+
+    def __init__(self, account: AccountBudget, spacer: _Spacer | None, cost: int) -> None:
+        self._account = account
+        self._spacer = spacer
+        self._cost = cost
+        self.sent_at: float | None = None
+
+    def sent(self) -> None:
+        """The request left now (idempotent: the first call counts)."""
+        if self.sent_at is not None:
+            return
+        now = self._account.clock.time()
+        self.sent_at = now
+        sp = self._spacer
+        if sp is None or sp.holder is not self:
+            return
+        sp.next_free = now + sp.interval * self._cost
+        # Not fsync'd: if this is lost in a crash, the hold (committed in full when the
+        # call was granted) stands in for it until it expires, which is only later.
+        with self._account.state.relaxed():
+            last = now + sp.interval * (self._cost - 1)
+            self._account.state.slot_sent(sp.name, last, self._account.book.token)
+        sp.holder = None
+        if sp.released is not None and not sp.released.done():
+            sp.released.set_result(None)
+        sp.released = None
 
 
 class BudgetBook:
-    """All budgets of the process, keyed by vendor account; shared across sources."""
+    """All budgets of the process, keyed by vendor account; shared across sources.
+
+    It reads the state database's calls (its own and other processes') in row
+    order and hands each to its account; calls of accounts not (yet) opened in
+    this process are kept until they are."""
 
     def __init__(self, state: State, clock: Clock) -> None:
         self.state = state
         self.clock = clock
         self._accounts: dict[str, AccountBudget] = {}
+        self._by_id: dict[int, AccountBudget] = {}
+        self._unclaimed: dict[int, list[tuple[int, float, int, int]]] = {}
+        self._last_row = 0
+        self._since_prune = 0
+        #: Who holds a slot, as written in the state database: this book (process).
+        self.token = f"{os.getpid()}-{secrets.token_hex(4)}"
 
     def account(self, spec: VendorSpec, credentials: Mapping[str, str], limits: Limits) -> AccountBudget:
         key = account_key(spec.slug, credentials)
         acct = self._accounts.get(key)
         if acct is None:
-            acct = AccountBudget(key, spec, limits, self.state, self.clock)
+            with self.state.transaction():
+                bid = self.state.budget_id(key)
+            acct = AccountBudget(key, bid, spec, limits, self)
             self._accounts[key] = acct
+            self._by_id[bid] = acct
+            self.refresh()
+            for grp, ts, prio, n in self._unclaimed.pop(bid, []):
+                acct.take_in(grp, ts, prio, n)
         else:
             acct.tighten(limits)
         return acct
@@ -165,24 +239,49 @@ class BudgetBook:
     def accounts(self) -> Iterator[AccountBudget]:
         return iter(self._accounts.values())
 
+    def refresh(self) -> None:
+        """Take in the calls recorded since we last looked (by us, or another process)."""
+        rows = self.state.calls_after(self._last_row, self.clock.time() - DAY)
+        for rowid, bid, grp, ts, prio, n in rows:
+            self._last_row = rowid
+            acct = self._by_id.get(bid)
+            if acct is None:
+                self._unclaimed.setdefault(bid, []).append((grp, ts, prio, n))
+            else:
+                acct.take_in(grp, ts, prio, n)
+
+    def recorded(self, n: int) -> None:
+        """`n` calls were recorded: now and then forget the ones older than every window."""
+        self._since_prune += n
+        if self._since_prune >= 1000:
+            self._since_prune = 0
+            self.state.prune_calls(self.clock.time() - DAY - 3600)
+
 
 class AccountBudget:
     """The budget of one vendor account (see the module docstring)."""
 
-    def __init__(self, key: str, spec: VendorSpec, limits: Limits, state: State, clock: Clock) -> None:
+    def __init__(self, key: str, budget_id: int, spec: VendorSpec, limits: Limits, book: BudgetBook) -> None:
         self.key = key
+        self.id = budget_id
         self.spec = spec
         self.limits = limits
-        self.state = state
-        self.clock = clock
-        self._counters: dict[str, _Counter] = {}
+        self.book = book
+        self.state = book.state
+        self.clock = book.clock
+        self._logs: dict[int, _Log] = {ACCOUNT: _Log()}
+        self._members: dict[int, tuple[str, ...]] = {}
+        self._group_of: dict[tuple[str, ...], int] = {}
+        self._device_groups: dict[str, set[int]] = {}
         self._spacers: dict[str, _Spacer] = {}
         self._live_need: dict[float, float] = {}
         self.pause_reason = ""
         self.calls_made = 0
         self.rate_limited = 0
-        self._since_prune = 0
+        for gid, members in self.state.groups(budget_id).items():
+            self._learn_group(gid, members)
 
+    # -- limits and plans ----------------------------------------------------------------
     def tighten(self, limits: Limits) -> None:
         """Two sources on one account: the stricter of their limits wins."""
 
@@ -195,54 +294,126 @@ class AccountBudget:
             per_hour=lo(self.limits.per_hour, limits.per_hour),  # type: ignore[arg-type]
             per_day=lo(self.limits.per_day, limits.per_day),  # type: ignore[arg-type]
         )
-        for c in self._counters.values():
-            c.limits = self._counter_limits()
+        for sp in self._spacers.values():
+            if self.limits.per_second:
+                sp.interval = SECOND_MARGIN / float(self.limits.per_second)
 
     def add_live_plan(self, calls_per_window: Mapping[float, float]) -> None:
         """Declare live calls per counter per window (summed over the account's sources)."""
         for length, n in calls_per_window.items():
             self._live_need[length] = self._live_need.get(length, 0.0) + n
-        for c in self._counters.values():
-            c.live_need = dict(self._live_need)
 
-    def _counter_limits(self) -> Limits:
-        return Limits(
-            per_minute=self.limits.per_minute, per_hour=self.limits.per_hour, per_day=self.limits.per_day
-        )
+    def _windows(self) -> list[tuple[float, float]]:
+        """(length, limit) of the counted windows (per-second limits are spacing)."""
+        return [(length, limit) for _, length, limit in self.limits.windows() if length > 1.0]
 
-    def _counter(self, name: str) -> _Counter:
-        c = self._counters.get(name)
-        if c is None:
-            c = _Counter(name, self._counter_limits(), live_need=dict(self._live_need))
-            self._counters[name] = c
-            self._refresh(c)
-        return c
+    def _longest(self) -> float:
+        return max((length for length, _ in self._windows()), default=1.0)
 
-    def _refresh(self, c: _Counter) -> None:
-        """Take in calls recorded since we last looked (by us, or another process)."""
-        fresh = self.state.load_calls(c.name, self.clock.time() - DAY, c.last_row)
-        if not fresh:
-            return
-        older = bool(c.calls) and fresh[0][1] < c.calls[-1][0]
-        for rowid, ts, prio in fresh:
-            c.last_row = rowid
-            c.calls.append((ts, prio))
-        if older:  # another process's calls, older than our newest: keep time order
-            c.calls = deque(sorted(c.calls))
+    # -- what has been called ------------------------------------------------------------
+    def _learn_group(self, gid: int, members: tuple[str, ...]) -> None:
+        self._members[gid] = members
+        self._group_of[members] = gid
+        self._logs.setdefault(gid, _Log())
+        for d in members:
+            self._device_groups.setdefault(d, set()).add(gid)
 
-    def _counter_names(self, devices: Sequence[str]) -> list[str]:
+    def take_in(self, grp: int, ts: float, prio: int, n: int) -> None:
+        """One recorded call row (ours or another process's)."""
         if self.spec.budget_scope != "device":
-            return [self.key]
-        if devices:
-            return [f"{self.key}/{d}" for d in devices]
-        # An account-level call (login, device list) under per-device counting:
-        # the vendor takes it from the account's pool (research/foxess.md §3.1),
-        # which is the devices' limits added up, so it counts against every
-        # device we know of as well as the account's own counter.
-        known = {n for n in self._counters if n.startswith(f"{self.key}/")}
-        known.update(self.state.counters_like(f"{self.key}/"))
-        return [self.key, *sorted(known)]
+            grp = ACCOUNT
+        elif grp not in self._logs:
+            members = self.state.groups(self.id).get(grp)
+            if members is None:
+                grp = ACCOUNT  # a group we cannot read: count it against everyone (strict)
+            else:
+                self._learn_group(grp, members)
+        self._logs[grp].add(ts, prio, n)
 
+    def _group_for(self, devices: Sequence[str]) -> int:
+        """The group a call on `devices` is recorded under (inside the budget's transaction)."""
+        if self.spec.budget_scope != "device" or not devices:
+            return ACCOUNT
+        members = tuple(sorted(set(devices)))
+        gid = self._group_of.get(members)
+        if gid is None:
+            gid = self.state.group_id(self.id, members)
+            self._learn_group(gid, members)
+        return gid
+
+    def _subjects(self, devices: Sequence[str]) -> list[frozenset[int]]:
+        """The sets of groups whose calls count against each limit a call touches.
+
+        Account scope: the account. Device scope: each device named (its groups plus the
+        account-level calls); an account-level call touches every device known, and the
+        account itself (which stands for the devices not yet known)."""
+        if self.spec.budget_scope != "device":
+            return [frozenset((ACCOUNT,))]
+        names: Iterable[str] = devices if devices else self._device_groups
+        out = {frozenset((ACCOUNT, *self._device_groups.get(d, ()))) for d in names}
+        if not devices:
+            out.add(frozenset((ACCOUNT,)))
+        return list(out)
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self._longest()
+        for lg in self._logs.values():
+            lg.prune(horizon)
+
+    def _wait(self, now: float, devices: Sequence[str], cost: int, prio: int) -> float:
+        """Seconds until `cost` more calls at `prio` fit every window of every subject
+        (0: now; inf: never).
+
+        Live may fill a window to the limit. Backfill must satisfy two caps: its own
+        calls stay within what the live plan and the reserve leave, and the total stays
+        below the limit less the reserve."""
+        self._prune(now)
+        windows = self._windows()
+        longest = self._longest()
+        counts: dict[tuple[int, float], tuple[int, int]] = {}
+
+        def used(subject: frozenset[int], length: float) -> tuple[int, int]:
+            n = b = 0
+            for g in subject:
+                c = counts.get((g, length))
+                if c is None:
+                    c = counts[(g, length)] = self._logs[g].count(now, length, longest)
+                n += c[0]
+                b += c[1]
+            return n, b
+
+        wait = 0.0
+        for subject in self._subjects(devices):
+            for length, limit in windows:
+                total, backfill = used(subject, length)
+                caps: list[tuple[float, int, int | None]]
+                if prio == LIVE:
+                    caps = [(limit, total, None)]
+                else:
+                    reserve = max(1.0, math.ceil(limit * BACKFILL_RESERVE))
+                    own_cap = math.floor(limit - reserve - self._live_need.get(length, 0.0))
+                    caps = [(own_cap, backfill, BACKFILL), (math.floor(limit - reserve), total, None)]
+                for cap, have, only in caps:
+                    if have + cost <= cap:
+                        continue
+                    if cost > cap:
+                        return math.inf
+                    wait = max(wait, self._age_out(subject, now, length, have + cost - cap, only))
+        return wait
+
+    def _age_out(
+        self, subject: frozenset[int], now: float, length: float, excess: float, only: int | None
+    ) -> float:
+        """Seconds until `excess` of the subject's calls in the window have aged out of it."""
+        merged = heapq.merge(*(self._logs[g].inside(now, length, only) for g in subject))
+        gone = 0
+        for ts, n in merged:
+            gone += n
+            if gone >= excess:
+                return ts + length - now + 1e-3
+        return 0.0
+
+    # -- spacing -------------------------------------------------------------------------
     def _spacer(self, endpoint: str | None) -> _Spacer | None:
         if not self.limits.per_second:
             return None
@@ -253,6 +424,7 @@ class AccountBudget:
             self._spacers[slot] = sp
         return sp
 
+    # -- pauses --------------------------------------------------------------------------
     def paused_until(self) -> float | None:
         p = self.state.get_pause(self.key)
         if p and p[0] > self.clock.time():
@@ -265,8 +437,10 @@ class AccountBudget:
         self.rate_limited += 1
         current = self.paused_until()
         if current is None or until > current:
-            self.state.set_pause(self.key, until, reason)
+            with self.state.transaction():
+                self.state.set_pause(self.key, until, reason)
 
+    # -- taking a call -------------------------------------------------------------------
     async def acquire(
         self,
         *,
@@ -275,8 +449,34 @@ class AccountBudget:
         cost: int = 1,
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
-        """Wait for room for one call, record it, return. Raises BudgetExhaustedError
-        when the call cannot be made within `max_wait` (or the account is paused)."""
+        """Wait for room for one call, record it, return; the call is taken to leave now.
+
+        Raises BudgetExhaustedError when the call cannot be made within `max_wait` (or
+        the account is paused). A transport whose send may come later uses `call()`."""
+        await self._take(endpoint, devices, cost, max_wait, send_now=True)
+
+    @contextlib.asynccontextmanager
+    async def call(
+        self,
+        *,
+        endpoint: str | None = None,
+        devices: Sequence[str] = (),
+        cost: int = 1,
+        max_wait: float = DEFAULT_MAX_WAIT,
+    ) -> AsyncIterator[CallTicket]:
+        """`acquire` for a request that leaves inside the block: pass the ticket to the
+        request as `trace_request_ctx=` (see `send_trace`), or call `ticket.sent()`
+        when it leaves. Until then the next call on the per-second slot waits; if the
+        block ends without a send, the call counts as sent at that moment."""
+        ticket = await self._take(endpoint, devices, cost, max_wait, send_now=False)
+        try:
+            yield ticket
+        finally:
+            ticket.sent()
+
+    async def _take(
+        self, endpoint: str | None, devices: Sequence[str], cost: int, max_wait: float, *, send_now: bool
+    ) -> CallTicket:
         prio = priority.get()
         clock = self.clock
         deadline = clock.time() + max_wait
@@ -292,121 +492,164 @@ class AccountBudget:
                         f"{self.spec.slug}: paused by the vendor until {paused:.0f} ({self.pause_reason})",
                         retry_at=paused,
                     )
-                counters = [self._counter(n) for n in self._counter_names(devices)]
-                wait = 0.0
-                for c in counters:
-                    c.prune(now)
-                    wait = max(wait, c.wait(now, cost, prio))
+                if spacer is not None and spacer.holder is not None:
+                    # A call of ours holds the slot until its request leaves: then the
+                    # spacing runs from its send time (bounded by that request's timeout).
+                    if spacer.released is None:
+                        spacer.released = asyncio.get_running_loop().create_future()
+                    await asyncio.shield(spacer.released)
+                    continue
+                wait = self._wait(now, devices, cost, prio)
                 if spacer is not None:
-                    if spacer.next_free > now + spacer.interval:
+                    if spacer.next_free > now + spacer.interval * cost:
                         # The clock stepped back: the last call's time is unknown, so
                         # count it as made just now (never as long ago).
                         spacer.next_free = now + spacer.interval
                     wait = max(wait, spacer.next_free - now)
                     if prio == BACKFILL and spacer.live_waiting:
                         wait = max(wait, spacer.interval)
-                if wait <= 0 and self._try_take(counters, spacer, cost, prio):
-                    self.calls_made += cost
-                    return
+                if wait <= 0:
+                    ticket = self._try_take(devices, spacer, cost, prio, send_now=send_now)
+                    if isinstance(ticket, CallTicket):
+                        self.calls_made += cost
+                        return ticket
+                    wait = ticket
                 if now + wait > deadline:
                     raise BudgetExhaustedError(
                         f"{self.spec.slug}: no budget for {'backfill' if prio else 'live'} "
                         f"calls for {wait:.0f} s",
                         retry_at=now + wait if math.isfinite(wait) else None,
                     )
-                await clock.sleep(min(wait, max(0.0, deadline - now)))
+                if wait > 0:
+                    await clock.sleep(min(wait, max(0.0, deadline - now)))
         finally:
             if spacer is not None and prio == LIVE:
                 spacer.live_waiting -= 1
 
-    def _try_take(self, counters: list[_Counter], spacer: _Spacer | None, cost: int, prio: int) -> bool:
-        """Re-check and record in one cross-process transaction; False if the room went."""
-        with self.state.exclusive():
+    def _try_take(
+        self, devices: Sequence[str], spacer: _Spacer | None, cost: int, prio: int, *, send_now: bool
+    ) -> CallTicket | float:
+        """Re-check and record in one cross-process transaction. The ticket, or how long
+        to wait before trying again (the room went to another process meanwhile)."""
+        state = self.state
+        with state.transaction():
             now = self.clock.time()
-            pause = self.state.get_pause(self.key)
+            pause = state.get_pause(self.key)
             if pause is not None and pause[0] > now:
-                return False  # another process paused the account meanwhile
-            for c in counters:
-                self._refresh(c)
+                return 0.0  # another process paused the account meanwhile: the loop raises
+            self.book.refresh()
             if spacer is not None:
-                last = self.state.slot_last(spacer.name)
-                if last > now + spacer.interval:
+                last, held_until, holder = state.slot(spacer.name)
+                if holder and holder != self.book.token:
+                    if held_until > now + HOLD:
+                        held_until = now + HOLD  # the clock stepped back under the hold
+                    if held_until > now:
+                        return HOLD_POLL  # another process's call has not left yet
+                    last = max(last, held_until)  # its process died: count it sent at expiry
+                if last > now + spacer.interval * cost:
                     # The wall clock stepped back (NTP): a slot "used" in the future
                     # would block every call for that long. Count the last call as
                     # made now (never as long ago: that would let two calls through).
                     log.warning("budget.clock_stepped_back", slot=spacer.name, seconds=round(last - now))
-                    self.state.set_slot_last(spacer.name, now)
-                    spacer.next_free = now + spacer.interval
-                    return False
+                    last = now
+                    state.set_slot(spacer.name, last)
                 spacer.next_free = max(spacer.next_free, last + spacer.interval)
                 if spacer.next_free > now:
-                    return False
-            if any(c.wait(now, cost, prio) > 0 for c in counters):
-                return False
-            names = [c.name for c in counters]
-            copies = [n for n in names if n != self.key] if names[0] == self.key and len(names) > 1 else []
-            own = [n for n in names if n not in copies]
-            for _ in range(cost):
-                self.state.record_call(own, now, prio)
-                if copies:
-                    self.state.record_call(copies, now, ACCOUNT_COPY)
+                    return spacer.next_free - now
+            wait = self._wait(now, devices, cost, prio)
+            if wait > 0:
+                return wait
+            state.record_call(self.id, self._group_for(devices), now, prio, cost)
+            ticket = CallTicket(self, spacer, cost)
             if spacer is not None:
-                self.state.set_slot_last(spacer.name, now + spacer.interval * (cost - 1))
-                spacer.next_free = now + spacer.interval * cost
-        for c in counters:
-            self._refresh(c)  # our own rows, with their row ids
-        self._since_prune += cost
-        if self._since_prune >= 1000:
-            self._since_prune = 0
-            self.state.prune_calls(now - DAY - 3600)
-        return True
+                if send_now:
+                    state.set_slot(spacer.name, now + spacer.interval * (cost - 1))
+                    spacer.next_free = now + spacer.interval * cost
+                    ticket.sent_at = now
+                else:
+                    state.set_slot(spacer.name, last, now + HOLD, self.book.token)
+                    spacer.holder = ticket
+                    spacer.next_free = math.inf
+        self.book.refresh()  # our own row, with its row id
+        self.book.recorded(cost)
+        return ticket
 
+    # -- the vendor's own count ------------------------------------------------------------
     def sync_remaining(self, remaining: int, total: int) -> int:
         """The vendor's own count (e.g. FoxESS getAccessCount) says `remaining` of `total`
-        calls are left over its day. Where it has seen more calls than our counters
-        (another app on the same key, calls before we kept count), record the
-        difference as calls made now, spread over our counters, so we never plan
-        with calls the vendor has already counted. Returns how many were added."""
+        calls are left over its day. Where it has seen more calls than we have recorded
+        (another app on the same key, calls before we kept count), record the difference
+        as calls made now, spread over the devices, so we never plan with calls the
+        vendor has already counted. Returns how many were added."""
         if not 0 <= remaining <= total:
             log.warning("budget.sync_ignored", remaining=remaining, total=total, reason="not a count")
             return 0
-        vendor_used = total - remaining
         now = self.clock.time()
-        # The vendor's pool counts every call: account-level ones (our account
-        # counter) and device calls once per device covered (our device counters).
-        everything = [self._counter(n) for n in sorted({*self._counters, self.key})]
-        for c in everything:
-            self._refresh(c)  # other processes' calls since we last looked
-        ours = sum(sum(1 for ts, p in c.calls if ts > now - DAY and p != ACCOUNT_COPY) for c in everything)
-        names = sorted(n for n in self._counters if "/" in n) or [self.key]
-        counters = [self._counter(n) for n in names]
-        extra = vendor_used - ours
+        self.book.refresh()  # other processes' calls since we last looked
+        self._prune(now)
+        # The vendor's pool counts a call once per device it names, an account-level call once.
+        ours = 0
+        for gid, lg in self._logs.items():
+            per_call = max(1, len(self._members.get(gid, ()))) if gid != ACCOUNT else 1
+            ours += per_call * sum(n for ts, _, n in lg.calls if ts > now - DAY)
+        extra = (total - remaining) - ours
         if extra <= 0:
             return 0
-        # Never more than would fill every counter for a day (a nonsense answer
-        # must not insert millions of rows).
+        devices = sorted(self._device_groups) if self.spec.budget_scope == "device" else []
+        # Never more than would fill every counter for a day (a nonsense answer must not
+        # count millions of calls).
         per_day = self.limits.per_day or self.limits.per_hour or 10_000
-        extra = min(extra, int(per_day) * len(names))
-        with self.state.exclusive():
-            for i in range(extra):
-                self.state.record_call([names[i % len(names)]], now, LIVE)
-        for c in counters:
-            self._refresh(c)
+        extra = min(extra, int(per_day) * max(1, len(devices)))
+        with self.state.transaction():
+            if not devices:
+                self.state.record_call(self.id, ACCOUNT, now, LIVE, extra)
+            else:
+                share, rest = divmod(extra, len(devices))
+                for i, d in enumerate(devices):
+                    if share + (i < rest):
+                        self.state.record_call(self.id, self._group_for([d]), now, LIVE, share + (i < rest))
+        self.book.refresh()
         return extra
 
+    # -- reports ---------------------------------------------------------------------------
     def usage(self) -> dict[str, dict[str, tuple[int, float]]]:
-        """Per counter: window name → (calls in the window now, limit)."""
+        """Per counter: window name → (calls in the window now, limit).
+
+        Counters: the account (its account-level calls; under account scope, every
+        call) and, under device scope, `account/SN` per device (its calls plus the
+        account-level ones: what its limit is checked against)."""
         now = self.clock.time()
+        self.book.refresh()
+        self._prune(now)
+        longest = self._longest()
+        named = [(name, length, limit) for name, length, limit in self.limits.windows() if length > 1.0]
+
+        def windows(groups: Iterable[int]) -> dict[str, tuple[int, float]]:
+            gs = list(groups)
+            return {
+                name: (sum(self._logs[g].count(now, length, longest)[0] for g in gs), limit)
+                for name, length, limit in named
+            }
+
         out: dict[str, dict[str, tuple[int, float]]] = {}
-        for name, c in sorted(self._counters.items()):
-            c.prune(now)
-            out[name] = c.usage(now)
+        if self._logs[ACCOUNT].calls:
+            out[self.key] = windows([ACCOUNT])
+        for d in sorted(self._device_groups):
+            out[f"{self.key}/{d}"] = windows([ACCOUNT, *self._device_groups[d]])
         return out
 
+    def calls_against(self, device: str | None = None) -> list[float]:
+        """The times of the calls that count against `device`'s limit (None: the account's
+        own calls), one entry per call."""
+        now = self.clock.time()
+        self.book.refresh()
+        self._prune(now)
+        groups = [ACCOUNT] if device is None else [ACCOUNT, *self._device_groups.get(device, ())]
+        return sorted(ts for g in groups for ts, _, n in self._logs[g].calls for _ in range(n))
+
     def load_all_counters(self) -> None:
-        """Load every counter this account has recorded calls on (for `quota`)."""
-        for n in [self.key, *self.state.counters_like(f"{self.key}/")]:
-            self._counter(n)
+        """Take in every call recorded so far (for `quota`)."""
+        self.book.refresh()
 
 
 class SourceBudget:
@@ -424,6 +667,16 @@ class SourceBudget:
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         await self.account.acquire(endpoint=endpoint, devices=devices, cost=cost, max_wait=max_wait)
+
+    def call(
+        self,
+        *,
+        endpoint: str | None = None,
+        devices: Sequence[str] = (),
+        cost: int = 1,
+        max_wait: float = DEFAULT_MAX_WAIT,
+    ) -> contextlib.AbstractAsyncContextManager[CallTicket]:
+        return self.account.call(endpoint=endpoint, devices=devices, cost=cost, max_wait=max_wait)
 
     def pause(self, until: float, reason: str) -> None:
         self.account.pause(until, reason)

@@ -213,10 +213,18 @@ def _check(config: Config) -> int:
         if src.limits.per_second:
             scope = "per endpoint" if spec.per_second_scope == "endpoint" else per
             print(f"  per_second {src.limits.per_second:g} {scope} (calls are spaced)")
+        if p.disabled:
+            print(f"  cannot run within these limits at any interval: {', '.join(p.disabled)}")
         if not p.fits:
             idx = src.index
-            if p.min_interval is None:
+            if "live" in p.disabled or p.min_interval is None:
                 msg = "no interval fits: the limits are smaller than one poll needs"
+            elif p.disabled:
+                msg = (
+                    "no interval fits: the limits are smaller than one poll of every stream needs "
+                    f"({', '.join(p.disabled)} cannot run; `run` polls live data alone, every "
+                    f"{format_duration(max(p.min_interval, p.interval))})"
+                )
             else:
                 msg = (
                     f"the plan exceeds the vendor's limits; an interval of {format_duration(p.min_interval)} "

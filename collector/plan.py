@@ -5,6 +5,11 @@ window of W seconds (the +1 covers scheduling jitter, which can bring two runs
 closer than `p`). Sources on one vendor account share its counters, so their
 plans are summed. A plan fits when every window stays within `LIVE_SHARE` of
 its limit; the rest is kept for discovery, token refresh, retries and backfill.
+
+When no live interval fits beside a source's other streams (a tight quota: the
+limits are smaller than one round of every stream needs), the other streams are
+left out, the last first, until the live stream fits; `run` warns once naming
+them and polls what fits (`SourcePlan.disabled`), and `check` refuses the config.
 """
 
 from __future__ import annotations
@@ -43,10 +48,12 @@ class SourcePlan:
     windows: tuple[WindowPlan, ...]
     counted_per: str  # "inverter" or "account", for the report
     devices_assumed: int
+    #: Streams that cannot run within the limits at any interval (`run` leaves them out).
+    disabled: tuple[str, ...] = ()
 
     @property
     def fits(self) -> bool:
-        return all(w.fits for w in self.windows)
+        return not self.disabled and all(w.fits for w in self.windows)
 
 
 def runs_in(length: float, interval: float) -> int:
@@ -71,12 +78,16 @@ def _calls_per_run(src: SourceConfig, stream: StreamSpec) -> tuple[int, int]:
 
 
 def _source_need(
-    src: SourceConfig, live_interval: float | None = None, *, skip_live: bool = False
+    src: SourceConfig,
+    live_interval: float | None = None,
+    *,
+    skip_live: bool = False,
+    disabled: tuple[str, ...] = (),
 ) -> dict[float, float]:
     spec = VENDOR_SPECS[src.vendor]
     need: dict[float, float] = {}
     for stream in spec.streams:
-        if skip_live and stream.name == "live":
+        if (skip_live and stream.name == "live") or stream.name in disabled:
             continue
         p = effective_interval(src, stream)
         if stream.name == "live" and live_interval is not None:
@@ -88,20 +99,24 @@ def _source_need(
     return need
 
 
-def live_need(src: SourceConfig, live_interval: float | None = None) -> dict[float, float]:
+def live_need(
+    src: SourceConfig, live_interval: float | None = None, disabled: tuple[str, ...] = ()
+) -> dict[float, float]:
     """Calls per counter per window of all scheduled streams (for the backfill reserve)."""
-    return _source_need(src, live_interval)
+    return _source_need(src, live_interval, disabled=disabled)
 
 
-def _min_interval(src: SourceConfig, others: dict[float, float]) -> float | None:
+def _min_interval(
+    src: SourceConfig, others: dict[float, float], disabled: tuple[str, ...] = ()
+) -> float | None:
     """The shortest whole-second live interval at which this source fits beside the others
     (the account's other sources, and this source's own non-live streams)."""
     spec = VENDOR_SPECS[src.vendor]
     live = [s for s in spec.streams if s.name == "live"]
-    if not live:
+    if not live or "live" in disabled:
         return None
     per_run = _calls_per_run(src, live[0])[0]
-    own_rest = _source_need(src, skip_live=True)
+    own_rest = _source_need(src, skip_live=True, disabled=disabled)
     others = {k: others.get(k, 0.0) + own_rest.get(k, 0.0) for k in set(others) | set(own_rest)}
     best = 1.0
     for _name, length, limit in src.limits.windows():
@@ -119,12 +134,27 @@ def _min_interval(src: SourceConfig, others: dict[float, float]) -> float | None
     return best
 
 
+def _disabled(src: SourceConfig) -> tuple[str, ...]:
+    """The streams left out so that the live stream fits at some interval: none when it
+    fits with all of them; else the other streams, the last first; all when even the
+    live stream alone cannot fit."""
+    spec = VENDOR_SPECS[src.vendor]
+    rest = [s.name for s in spec.streams if s.name != "live"]
+    dropped: tuple[str, ...] = ()
+    while _min_interval(src, {}, dropped) is None:
+        if not rest:
+            return tuple(s.name for s in spec.streams)
+        dropped = (*dropped, rest.pop())
+    return dropped
+
+
 def plan(config: Config) -> list[SourcePlan]:
     """The plan of every source, with the sources sharing an account summed."""
     by_account: dict[str, list[SourceConfig]] = {}
     for src in config.sources:
         by_account.setdefault(account_key(src.vendor, src.credentials), []).append(src)
-    needs = {src.name: _source_need(src) for src in config.sources}
+    disabled = {src.name: _disabled(src) for src in config.sources}
+    needs = {src.name: _source_need(src, disabled=disabled[src.name]) for src in config.sources}
     out: list[SourcePlan] = []
     for src in config.sources:
         spec = VENDOR_SPECS[src.vendor]
@@ -150,10 +180,11 @@ def plan(config: Config) -> list[SourcePlan]:
                 vendor=src.vendor,
                 account=acct,
                 interval=interval,
-                min_interval=_min_interval(src, others),
+                min_interval=_min_interval(src, others, disabled[src.name]),
                 windows=windows,
                 counted_per="inverter" if spec.budget_scope == "device" else "account",
                 devices_assumed=_calls_per_run(src, spec.streams[0])[1],
+                disabled=disabled[src.name],
             )
         )
     return out

@@ -2,8 +2,13 @@
 
 Holds quota call logs and vendor pauses (so a restart never resets a count),
 tokens, backfill checkpoints and the last data time delivered per device and
-stream. Every write commits at once: the budget records a call *before* making
-it, so a crash after the call cannot lose the count.
+stream. The budget records a call *before* making it, committed and fsync'd,
+so a crash after the call cannot lose the count.
+
+Writes are few per poll, whatever the number of devices (issue #6: an SD card
+must not wear out on a large fleet): a call is one row however many devices it
+covers (the device set is stored once, in `call_groups`), and the app groups a
+poll's cursor writes into one transaction (`transaction()`).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,16 +25,29 @@ if TYPE_CHECKING:
     from collector.clock import Clock
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    counter TEXT NOT NULL,
-    ts REAL NOT NULL,
-    priority INTEGER NOT NULL DEFAULT 0
+CREATE TABLE IF NOT EXISTS budgets (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE
 );
-CREATE INDEX IF NOT EXISTS calls_counter_ts ON calls(counter, ts);
+CREATE TABLE IF NOT EXISTS call_groups (
+    id INTEGER PRIMARY KEY,
+    budget INTEGER NOT NULL,
+    members TEXT NOT NULL,
+    UNIQUE (budget, members)
+);
+CREATE TABLE IF NOT EXISTS budget_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    budget INTEGER NOT NULL,
+    grp INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    priority INTEGER NOT NULL,
+    n INTEGER NOT NULL DEFAULT 1
+);
 CREATE TABLE IF NOT EXISTS slots (
     slot TEXT PRIMARY KEY,
-    last REAL NOT NULL
+    last REAL NOT NULL,
+    held_until REAL NOT NULL DEFAULT 0,
+    holder TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS pauses (
     budget TEXT PRIMARY KEY,
@@ -87,30 +105,52 @@ class State:
         # (NORMAL in WAL mode may lose the last few hundred commits), or the
         # budget would spend again calls the vendor has already counted.
         self._db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
         self._db.executescript(_SCHEMA)
+        self._migrate()
 
     def _migrate(self) -> None:
-        """State from 0.1.0 development builds: `calls` without its `id` column."""
-        cols = [r[1] for r in self._db.execute("PRAGMA table_info(calls)").fetchall()]
-        if cols and "id" not in cols:
-            self._db.executescript(
-                "BEGIN; ALTER TABLE calls RENAME TO calls_old;"
-                "CREATE TABLE calls (id INTEGER PRIMARY KEY AUTOINCREMENT, counter TEXT NOT NULL,"
-                " ts REAL NOT NULL, priority INTEGER NOT NULL DEFAULT 0);"
-                "INSERT INTO calls(counter, ts, priority) SELECT counter, ts, priority FROM calls_old"
-                " ORDER BY rowid;"
-                "DROP TABLE calls_old; COMMIT;"
-            )
+        """State of 0.1 builds: one `calls` row per counter (account or `account/SN`) per call.
+
+        Its rows of the last day become `budget_calls` rows: a device's row a one-device
+        group, an account row an account-level call; the copies of account-level calls on
+        device counters (priority 2) are dropped, the new counting adds account-level calls
+        to every device itself. `slots` gains its hold columns.
+        """
+        db = self._db
+        cols = [r[1] for r in db.execute("PRAGMA table_info(slots)").fetchall()]
+        if cols and "held_until" not in cols:
+            db.execute("ALTER TABLE slots ADD COLUMN held_until REAL NOT NULL DEFAULT 0")
+            db.execute("ALTER TABLE slots ADD COLUMN holder TEXT NOT NULL DEFAULT ''")
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'").fetchone():
+            return
+        cols = [r[1] for r in db.execute("PRAGMA table_info(calls)").fetchall()]
+        order = "id" if "id" in cols else "rowid"
+        with self.transaction():
+            rows = db.execute(
+                f"SELECT counter, ts, priority FROM calls WHERE ts > ? AND priority != 2 ORDER BY {order}",
+                (self._now() - DAY,),
+            ).fetchall()
+            for counter, ts, prio in rows:
+                key, _, device = str(counter).partition("/")
+                bid = self.budget_id(key)
+                grp = self.group_id(bid, (device,)) if device else 0
+                self.record_call(bid, grp, float(ts), int(prio))
+            db.execute("DROP TABLE calls")
 
     def close(self) -> None:
         self._db.close()
 
-    # -- quota ----------------------------------------------------------------
     @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """A write transaction that serialises budget decisions across processes
-        (the daemon and a `backfill` command may share one state_dir)."""
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (one commit, one fsync) for everything inside; nests.
+
+        `BEGIN IMMEDIATE` takes the write lock at once, so budget decisions made
+        inside are serialised across processes (the daemon and a `backfill`
+        command may share one state_dir).
+        """
+        if self._db.in_transaction:
+            yield
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -119,42 +159,89 @@ class State:
             raise
         self._db.execute("COMMIT")
 
-    def record_call(self, counters: Iterable[str], ts: float, priority: int) -> None:
-        """Record one call against each counter (committed before the call is made)."""
-        self._db.executemany(
-            "INSERT INTO calls(counter, ts, priority) VALUES (?, ?, ?)",
-            [(c, ts, priority) for c in counters],
-        )
+    #: The budget's name for `transaction()`.
+    exclusive = transaction
 
-    def load_calls(self, counter: str, since: float, after_id: int = 0) -> list[tuple[int, float, int]]:
-        """(row id, time, priority) of the counter's calls after `since` and row `after_id`."""
-        rows = self._db.execute(
-            "SELECT id, ts, priority FROM calls WHERE counter = ? AND ts > ? AND id > ? ORDER BY id",
-            (counter, since, after_id),
-        ).fetchall()
-        return [(int(r), float(ts), int(p)) for r, ts, p in rows]
+    @contextlib.contextmanager
+    def relaxed(self) -> Iterator[None]:
+        """Commits inside are not fsync'd (the next full commit makes them durable).
 
-    def slot_last(self, slot: str) -> float:
-        row = self._db.execute("SELECT last FROM slots WHERE slot = ?", (slot,)).fetchone()
-        return float(row[0]) if row else 0.0
+        For writes that a crash may lose without harm: when a per-second slot's
+        call left. Its hold, committed in full before, stands in for it until it
+        expires, so the next call can only be later, never sooner.
+        """
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
 
-    def set_slot_last(self, slot: str, ts: float) -> None:
+    # -- quota ----------------------------------------------------------------
+    def budget_id(self, key: str) -> int:
+        """The small integer that stands for an account's budget key in `budget_calls`."""
+        self._db.execute("INSERT OR IGNORE INTO budgets(key) VALUES (?)", (key,))
+        row = self._db.execute("SELECT id FROM budgets WHERE key = ?", (key,)).fetchone()
+        return int(row[0])
+
+    def group_id(self, budget: int, members: tuple[str, ...]) -> int:
+        """The id of a set of devices one call covers (created once, then reused)."""
+        text = "\n".join(members)
+        self._db.execute("INSERT OR IGNORE INTO call_groups(budget, members) VALUES (?, ?)", (budget, text))
+        row = self._db.execute(
+            "SELECT id FROM call_groups WHERE budget = ? AND members = ?", (budget, text)
+        ).fetchone()
+        return int(row[0])
+
+    def groups(self, budget: int) -> dict[int, tuple[str, ...]]:
+        """Every device set recorded for a budget: group id → devices."""
+        rows = self._db.execute("SELECT id, members FROM call_groups WHERE budget = ?", (budget,)).fetchall()
+        return {int(g): tuple(str(m).split("\n")) for g, m in rows}
+
+    def record_call(self, budget: int, group: int, ts: float, priority: int, n: int = 1) -> None:
+        """Record `n` calls at `ts` covering `group`'s devices (0: an account-level call).
+
+        Inside the budget's transaction, committed before the call is made."""
         self._db.execute(
-            "INSERT INTO slots(slot, last) VALUES (?, ?)"
-            " ON CONFLICT(slot) DO UPDATE SET last = excluded.last",
-            (slot, ts),
+            "INSERT INTO budget_calls(budget, grp, ts, priority, n) VALUES (?, ?, ?, ?, ?)",
+            (budget, group, ts, priority, n),
         )
+
+    def calls_after(self, after_id: int, since: float) -> list[tuple[int, int, int, float, int, int]]:
+        """(row id, budget, group, time, priority, n) of every call after row `after_id`
+        and time `since`, in row order (by us or another process)."""
+        rows = self._db.execute(
+            "SELECT id, budget, grp, ts, priority, n FROM budget_calls WHERE id > ? AND ts > ? ORDER BY id",
+            (after_id, since),
+        ).fetchall()
+        return [(int(i), int(b), int(g), float(t), int(p), int(n)) for i, b, g, t, p, n in rows]
 
     def prune_calls(self, before: float) -> None:
         """Forget calls older than every window (ids never repeat: AUTOINCREMENT)."""
-        self._db.execute("DELETE FROM calls WHERE ts <= ?", (before,))
+        self._db.execute("DELETE FROM budget_calls WHERE ts <= ?", (before,))
 
-    def counters_like(self, prefix: str) -> list[str]:
-        """Names of the counters recorded under `prefix` (e.g. an account's devices)."""
-        rows = self._db.execute(
-            "SELECT DISTINCT counter FROM calls WHERE substr(counter, 1, ?) = ?", (len(prefix), prefix)
-        ).fetchall()
-        return [str(r[0]) for r in rows]
+    def slot(self, slot: str) -> tuple[float, float, str]:
+        """A per-second slot: (when its last call left, until when a call holds it, by whom)."""
+        row = self._db.execute(
+            "SELECT last, held_until, holder FROM slots WHERE slot = ?", (slot,)
+        ).fetchone()
+        return (float(row[0]), float(row[1]), str(row[2])) if row else (0.0, 0.0, "")
+
+    def set_slot(self, slot: str, last: float, held_until: float = 0.0, holder: str = "") -> None:
+        self._db.execute(
+            "INSERT INTO slots(slot, last, held_until, holder) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(slot) DO UPDATE SET last = excluded.last,"
+            " held_until = excluded.held_until, holder = excluded.holder",
+            (slot, last, held_until, holder),
+        )
+
+    def slot_sent(self, slot: str, ts: float, holder: str) -> None:
+        """The holder's call left at `ts`: the slot's last call is then, the hold ends."""
+        self._db.execute(
+            "UPDATE slots SET last = max(last, ?),"
+            " held_until = CASE WHEN holder = ? THEN 0 ELSE held_until END,"
+            " holder = CASE WHEN holder = ? THEN '' ELSE holder END WHERE slot = ?",
+            (ts, holder, holder, slot),
+        )
 
     def set_pause(self, budget: str, until: float, reason: str) -> None:
         self._db.execute(
@@ -188,12 +275,14 @@ class State:
 
     # -- delivery cursors ------------------------------------------------------
     def set_last_seen(self, source: str, stream: str, latest: dict[str, int]) -> None:
-        """Advance the newest buffered data time per device (never moves backwards)."""
-        self._db.executemany(
-            "INSERT INTO last_seen(source, device, stream, ts) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(source, device, stream) DO UPDATE SET ts = max(ts, excluded.ts)",
-            [(source, dev, stream, int(ts)) for dev, ts in latest.items()],
-        )
+        """Advance the newest buffered data time per device (never moves backwards);
+        one transaction for all devices (autocommit would commit, and fsync, each)."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO last_seen(source, device, stream, ts) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(source, device, stream) DO UPDATE SET ts = max(ts, excluded.ts)",
+                [(source, dev, stream, int(ts)) for dev, ts in latest.items()],
+            )
 
     def last_seen(self, source: str, stream: str) -> dict[str, int]:
         rows = self._db.execute(

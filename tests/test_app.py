@@ -155,4 +155,6 @@ def test_a_vendor_rate_limit_answer_pauses_the_source_across_runs(
     assert "poll.no_budget" in second.stderr
     after = run_cli(["quota", "--config", str(cfg)])
     calls = [ln for ln in after.stdout.splitlines() if "L1:" in ln]
-    assert calls and "last day: 1/1440" in calls[0]
+    # the first round's login and its one poll (an account-level call counts against
+    # every inverter, issue #6 §1); none from the second round
+    assert calls and "last day: 2/1440" in calls[0]

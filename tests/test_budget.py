@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,8 +40,6 @@ def assert_within(times: Sequence[float], limits: Limits) -> None:
         assert got <= limit, f"{name}: {got} calls in a {length:.0f} s window, limit {limit}"
 
 
-def calls_of(state: State, counter: str) -> list[float]:
-    return [ts for _, ts, _ in state.load_calls(counter, 0)]
 
 
 def test_live_loop_never_exceeds_minute_hour_day(tmp_path: Path) -> None:
@@ -88,8 +87,9 @@ def test_restart_keeps_the_days_count(tmp_path: Path) -> None:
     clock.advance(3600)  # the daemon restarts an hour later
     assert asyncio.run(spend(1000)) == 440
     state = State(tmp_path)
-    key = BudgetBook(state, clock).account(FOX, CREDS, limits).key
-    assert_within(calls_of(state, f"{key}/SN1"), limits)
+    acct = BudgetBook(state, clock).account(FOX, CREDS, limits)
+    assert len(acct.calls_against("SN1")) == 1440
+    assert_within(acct.calls_against("SN1"), limits)
 
 
 def test_live_starves_backfill_not_the_reverse(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_live_starves_backfill_not_the_reverse(tmp_path: Path) -> None:
     assert live_refused == []
     assert len(live_ok) >= 575
     assert backfill_ok, "backfill got none of the spare budget"
-    every = calls_of(state, f"{acct.key}/SN1")
+    every = acct.calls_against("SN1")
     assert_within(every, Limits(per_day=1440))
     # FoxESS counts the per-second limit per endpoint
     assert_within(live_ok, limits)
@@ -259,7 +259,9 @@ def test_the_vendors_own_count_is_taken_in_when_it_is_higher(tmp_path: Path) -> 
     assert acct.sync_remaining(remaining=2880 - 3, total=2880) == 0  # we agree: 3 calls
     assert acct.sync_remaining(remaining=2880 - 103, total=2880) == 100  # someone else made 100
     per_device = {k.rsplit("/", 1)[-1]: v["per_day"][0] for k, v in acct.usage().items() if "/" in k}
-    assert per_device == {"A": 51, "B": 51}
+    # each: its own call, the account-level list call (it counts against every inverter)
+    # and half of the 100
+    assert per_device == {"A": 52, "B": 52}
 
 
 def test_account_level_calls_count_against_every_inverter(tmp_path: Path) -> None:
@@ -301,3 +303,215 @@ def test_a_nonsense_vendor_count_is_bounded(tmp_path: Path) -> None:
     acct = BudgetBook(State(tmp_path), clock).account(FOX, CREDS, Limits(per_second=1, per_day=1440))
     assert acct.sync_remaining(remaining=5, total=3) == 0  # not a count
     assert acct.sync_remaining(remaining=0, total=99_999_999_999) == 1440  # at most a full day
+
+
+def test_calls_before_discovery_count_against_the_inverters_found_later(tmp_path: Path) -> None:
+    """Issue #6 §1: the plant and device lists come before any inverter is known; they are
+    in the pool that the first live poll is checked against, in this process and the next."""
+    clock = FakeClock()
+    limits = Limits(per_second=1, per_day=10)
+
+    async def spend(devices: list[str]) -> int:
+        state = State(tmp_path)
+        acct = BudgetBook(state, clock).account(FOX, CREDS, limits)
+        done = 0
+        for _ in range(20):
+            try:
+                await acct.acquire(endpoint="/real", devices=devices, max_wait=5)
+                done += 1
+            except BudgetExhaustedError:
+                break
+        state.close()
+        return done
+
+    async def discover() -> None:
+        state = State(tmp_path)
+        acct = BudgetBook(state, clock).account(FOX, CREDS, limits)
+        await acct.acquire(endpoint="/plant/list")  # no inverter known yet
+        await acct.acquire(endpoint="/device/list")
+        state.close()
+
+    asyncio.run(discover())
+    assert asyncio.run(spend(["A"])) == 8  # 10 a day: 2 were the lists
+    clock.advance(3600)  # a restart later, a second inverter appears
+    assert asyncio.run(spend(["B"])) == 8  # the lists count against B as well
+    state = State(tmp_path)
+    acct = BudgetBook(state, clock).account(FOX, CREDS, limits)
+    for sn in ("A", "B"):
+        assert len(acct.calls_against(sn)) == 10
+        assert_within(acct.calls_against(sn), Limits(per_day=10))  # per second: per endpoint
+
+
+def test_a_discovery_in_another_process_counts_for_this_ones_inverters(tmp_path: Path) -> None:
+    """The daemon's inverters feel the lists a `backfill` beside it asked for (one state)."""
+    import subprocess
+    import sys
+
+    clock = FakeClock(start=__import__("time").time())
+    state = State(tmp_path)
+    acct = BudgetBook(state, clock).account(FOX, CREDS, Limits(per_second=1, per_day=10))
+
+    async def first() -> None:
+        await acct.acquire(endpoint="/real", devices=["A"])
+
+    asyncio.run(first())  # A is known to this process's budget
+    script = f"""
+import asyncio
+import contextlib
+from pathlib import Path
+from collector.budget import BudgetBook
+from collector.clock import SystemClock
+from collector.state import State
+from collector.vendors import VENDOR_SPECS
+from collector.vendors.base import Limits
+
+async def main():
+    acct = BudgetBook(State(Path({str(tmp_path)!r})), SystemClock()).account(
+        VENDOR_SPECS["foxess"], {CREDS!r}, Limits(per_second=1, per_day=10))
+    for _ in range(4):
+        await acct.acquire(endpoint="/device/list")
+
+asyncio.run(main())
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+    async def rest() -> int:
+        done = 0
+        for _ in range(10):
+            try:
+                await acct.acquire(endpoint="/real", devices=["A"], max_wait=5)
+                done += 1
+            except BudgetExhaustedError:
+                break
+        return done
+
+    assert asyncio.run(rest()) == 5  # 10 − 1 own − 4 lists made by the other process
+
+
+def test_a_batched_call_is_one_row_in_the_state(tmp_path: Path) -> None:
+    """A 50-inverter call is stored once, not once per inverter (issue #6 §6)."""
+    import sqlite3
+
+    clock = FakeClock()
+    state = State(tmp_path)
+    acct = BudgetBook(state, clock).account(FOX, CREDS, Limits(per_second=1, per_day=1440))
+    sns = [f"SN{i:02d}" for i in range(50)]
+
+    async def go() -> None:
+        for _ in range(3):
+            await acct.acquire(endpoint="/real", devices=sns)
+
+    asyncio.run(go())
+    db = sqlite3.connect(tmp_path / "state.db")
+    assert db.execute("SELECT count(*) FROM budget_calls").fetchone()[0] == 3
+    assert db.execute("SELECT count(*) FROM call_groups").fetchone()[0] == 1
+    assert {k.rsplit("/", 1)[1]: v["per_day"][0] for k, v in acct.usage().items()} == dict.fromkeys(sns, 3)
+
+
+def test_state_of_the_previous_release_keeps_its_counts(tmp_path: Path) -> None:
+    """A state.db written by 0.1 (a `calls` row per counter) is taken over on start."""
+    import sqlite3
+
+    clock = FakeClock()
+    key = budget_mod.account_key("foxess", CREDS)
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.executescript(
+        "CREATE TABLE calls (id INTEGER PRIMARY KEY AUTOINCREMENT, counter TEXT NOT NULL,"
+        " ts REAL NOT NULL, priority INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE slots (slot TEXT PRIMARY KEY, last REAL NOT NULL);"
+    )
+    now = clock.time()
+    rows = [(f"{key}/A", now - 60, 0)] * 5 + [(key, now - 50, 0), (f"{key}/A", now - 50, 2)]
+    rows += [(f"{key}/A", now - 2 * 86400, 0)]  # older than a day: not taken over
+    db.executemany("INSERT INTO calls(counter, ts, priority) VALUES (?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    state = State(tmp_path, clock)
+    acct = BudgetBook(state, clock).account(FOX, CREDS, Limits(per_second=1, per_day=1440))
+    # 5 own calls + the account-level one (its copy, priority 2, is not counted twice)
+    assert acct.usage()[f"{key}/A"]["per_day"][0] == 6
+
+
+def test_a_late_send_pushes_the_next_call_back(tmp_path: Path) -> None:
+    """Issue #6 §1b: the spacing holds between calls as they leave, not as they were granted.
+    Each call's request leaves a random 0–400 ms after its slot was granted (a busy event
+    loop, a slow connection); the next call on the endpoint waits for that send."""
+    import random
+
+    clock = FakeClock()
+    state = State(tmp_path)
+    acct = BudgetBook(state, clock).account(FOX, CREDS, Limits(per_second=1, per_day=1440))
+    sent: list[float] = []
+    rng = random.Random(6)
+
+    async def caller() -> None:
+        for _ in range(10):
+            async with acct.call(endpoint="/history", devices=["A"]) as ticket:
+                await clock.sleep(rng.uniform(0.0, 0.4))  # the request leaves late
+                ticket.sent()
+                sent.append(clock.time())
+                await clock.sleep(0.2)  # waiting for the answer does not hold the slot
+
+    async def go() -> None:
+        await asyncio.gather(caller(), caller(), caller())
+
+    asyncio.run(go())
+    sent.sort()
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert len(sent) == 30
+    assert min(gaps) >= 1.05 - 1e-6, gaps  # the margin holds between the sends
+    assert max(gaps) < 1.05 + 0.41  # and the slot is not left idle either
+
+
+def test_a_call_that_never_left_counts_as_sent_when_it_ends(tmp_path: Path) -> None:
+    clock = FakeClock()
+    acct = BudgetBook(State(tmp_path), clock).account(FOX, CREDS, Limits(per_second=1, per_day=1440))
+    times: list[float] = []
+
+    async def go() -> None:
+        with contextlib.suppress(OSError):
+            async with acct.call(endpoint="/real", devices=["A"]):
+                await clock.sleep(0.5)
+                raise OSError("connection refused")  # no `sent()`
+        times.append(clock.time())
+        async with acct.call(endpoint="/real", devices=["A"]) as ticket:
+            ticket.sent()
+            times.append(clock.time())
+
+    asyncio.run(go())
+    assert times[1] - times[0] >= 1.05 - 1e-6
+
+
+def test_processes_wait_for_each_others_sends(tmp_path: Path) -> None:
+    """The daemon and a `backfill` beside it on one endpoint: each call's request leaves
+    up to 300 ms after its grant, and still no two sends are closer than the spacing."""
+    import subprocess
+    import sys
+
+    script = f"""
+import asyncio, random, time
+from pathlib import Path
+from collector.budget import BudgetBook
+from collector.clock import SystemClock
+from collector.state import State
+from collector.vendors import VENDOR_SPECS
+from collector.vendors.base import Limits
+
+async def main():
+    acct = BudgetBook(State(Path({str(tmp_path)!r})), SystemClock()).account(
+        VENDOR_SPECS["foxess"], {CREDS!r}, Limits(per_second=2, per_day=1440))
+    for _ in range(4):
+        async with acct.call(endpoint="/history", devices=["A"]) as ticket:
+            await asyncio.sleep(random.uniform(0.0, 0.3))
+            ticket.sent()
+            print(time.time(), flush=True)
+
+asyncio.run(main())
+"""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    sent = sorted(float(line) for p in procs for line in p.communicate(timeout=60)[0].split())
+    assert len(sent) == 8
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) >= 1.05 / 2 - 0.005, gaps  # 2/s with the 5 % margin (ms of clock reads)

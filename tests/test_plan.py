@@ -65,3 +65,20 @@ def test_jobs_are_aligned_to_the_clock_with_bounded_jitter() -> None:
     start = aligned_start(300, 20, now)
     assert start == dt.datetime(2026, 3, 29, 1, 0, 20, tzinfo=dt.UTC)
     assert jitter_for(300) == 30 and jitter_for(60) == 6
+
+
+def test_streams_that_cannot_fit_at_any_interval_are_left_out() -> None:
+    """10 calls a day: energy (4 calls a run) cannot fit beside live at any interval; live
+    alone fits 9 runs a day (90 % of 10)."""
+    (p,) = plan(cfg(fox(interval="5s", limits={"per_day": 10})))
+    assert p.disabled == ("energy",)
+    assert not p.fits
+    assert p.min_interval == 86400 // 9 + 1
+    assert p.windows[0].planned == runs_in(86400, 5)  # what `run` would do unraised: live only
+    (roomy,) = plan(cfg(fox(limits={"per_day": 1440})))
+    assert roomy.disabled == () and roomy.fits
+
+
+def test_nothing_runs_when_even_live_alone_cannot_fit() -> None:
+    (p,) = plan(cfg(fox(limits={"per_day": 1})))
+    assert p.disabled == ("live", "energy") and p.min_interval is None and not p.fits

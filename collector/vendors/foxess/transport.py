@@ -1,7 +1,8 @@
 """FoxESS HTTP transport (layer 1): budget slot, signed headers, one call, `errno` check, bounded retry.
 
 Every attempt — the first and each retry — takes its own budget slot first
-(`SourceBudget.acquire`) and is signed anew with a fresh millisecond timestamp
+(`SourceBudget.call`; the request carries the ticket, so the per-second spacing
+runs from when it really left) and is signed anew with a fresh millisecond timestamp
 (the server refuses stale timestamps: research/foxess.md §2.1). Only
 `VendorTransientError` is retried, at most `retries` times after a short jittered
 pause; rate limits, quota and auth errors go straight up to the app, which pauses
@@ -26,7 +27,7 @@ from collector.vendors.foxess.auth import sign_path, signed_headers
 from collector.vendors.foxess.codes import VENDOR, unwrap
 
 if TYPE_CHECKING:  # collector.budget imports collector.vendors: no cycle at run time
-    from collector.budget import SourceBudget
+    from collector.budget import CallTicket, SourceBudget
 
 log = get_logger(__name__)
 
@@ -104,12 +105,14 @@ class FoxessTransport:
         attempt = 0
         while True:
             # Budget first, for every attempt: a retry is a call the vendor counts.
-            if max_wait is None:
-                await self._budget.acquire(endpoint=endpoint, devices=devices)
-            else:
-                await self._budget.acquire(endpoint=endpoint, devices=devices, max_wait=max_wait)
+            slot = (
+                self._budget.call(endpoint=endpoint, devices=devices)
+                if max_wait is None
+                else self._budget.call(endpoint=endpoint, devices=devices, max_wait=max_wait)
+            )
             try:
-                return await self._once(method, endpoint, params, body)
+                async with slot as ticket:
+                    return await self._once(method, endpoint, params, body, ticket)
             except VendorTransientError as err:
                 if attempt >= self._retries:
                     raise
@@ -123,6 +126,7 @@ class FoxessTransport:
         endpoint: str,
         params: Mapping[str, str] | None,
         body: Mapping[str, Any] | None,
+        ticket: CallTicket,
     ) -> Any:
         now = self._clock.time()
         headers = signed_headers(endpoint, self._key, int(now * 1000), lang=self._lang)
@@ -136,6 +140,8 @@ class FoxessTransport:
                 json=dict(body) if body is not None else None,
                 headers=headers,
                 timeout=self._timeout,
+                # The app's session tells the ticket when the request left (budget.send_trace).
+                trace_request_ctx=ticket,
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
