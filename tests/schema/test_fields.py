@@ -60,7 +60,7 @@ def test_measurements_and_tags() -> None:
         ("ev_charger", "charging_mode", None, FieldType.INT),
         ("energy", "battery_discharge_wh", "Wh", FieldType.FLOAT),
         ("site", "capacity_w", "W", FieldType.FLOAT),
-        ("fault", "code", None, FieldType.INT_OR_STR),
+        ("fault", "code", None, FieldType.INT),
         ("fault", "message", None, FieldType.STR),
         ("fault", "active", None, FieldType.INT),
         ("collector", "points_written", None, FieldType.INT),
@@ -218,5 +218,8 @@ def test_point_problems() -> None:
     assert len(problems) == 6, problems
     assert point_problems(Point("weather", {}, {"x": 1.0}, 0)) == ["unknown measurement 'weather'"]
     assert point_problems(Point("fault", tags, {}, 0)) == ["fault point has no fields"]
-    assert point_problems(Point("fault", tags, {"code": "E1", "active": 1}, 0)) == []
-    assert point_problems(Point("fault", tags, {"code": 12}, 0)) == []
+    assert point_problems(Point("fault", tags, {"code": 12, "message": "E1", "active": 1}, 0)) == []
+    # an integer for every vendor: a text code is a problem (it goes into `message`)
+    assert point_problems(Point("fault", tags, {"code": "E1", "active": 1}, 0)) == [
+        "fault.code must be integer, got 'E1'"
+    ]
