@@ -187,6 +187,39 @@ PERIODS: tuple[str, ...] = ("hour", "day", "month", "year")
 """Values of the `energy` measurement's `period` tag."""
 
 DEVICE_TAGS: tuple[str, ...] = ("vendor", "source", "site", "device")
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """One tag key: what its value is, and an example value."""
+
+    name: str
+    meaning: str
+    example: str
+
+
+TAGS: Mapping[str, TagSpec] = {
+    t.name: t
+    for t in (
+        TagSpec("vendor", ", ".join(f"`{v}`" for v in VENDOR_SLUGS), "foxess"),
+        TagSpec("source", "the name of the source in the config file", "home-roof"),
+        TagSpec(
+            "site",
+            "the vendor's plant / station id; where the vendor has none, the source's `site:` "
+            "from the config (default: the source name)",
+            "4410332",
+        ),
+        TagSpec(
+            "device",
+            "the device serial number (Sungrow: the device SN, else its ps_key; SolaX and Sunvec: "
+            "the inverter serial `inverterSN` where the response has it, else the configured "
+            "Wi-Fi dongle serial)",
+            "60BH37202BFA097",
+        ),
+        TagSpec("period", "`energy` only: " + ", ".join(f"`{p}`" for p in PERIODS), "day"),
+    )
+}
+"""Every tag key of the schema (schema.md, Tags), in README order."""
 _F, _I, _S = FieldType.FLOAT, FieldType.INT, FieldType.STR
 
 
@@ -430,6 +463,7 @@ def catalogue_problems() -> list[str]:
                 problems.append(f"{m.name}.{f.name}: a field with a unit must be a float")
             if f.choices and f.type is not FieldType.STR:
                 problems.append(f"{m.name}.{f.name}: only text fields have choices")
+        problems += [f"{m.name} tag {t!r} has no entry in TAGS" for t in m.tags if t not in TAGS]
     return problems
 
 
@@ -452,6 +486,14 @@ def markdown_table() -> str:
             lines.append(
                 f"| `{m.name}` | `{f.name}` | {f.unit or '—'} | {f.type.label} | {_cell(f.meaning)} |"
             )
+    return "\n".join(lines) + "\n"
+
+
+def markdown_tag_meanings_table() -> str:
+    """The README's table of tag keys: what each value is, with an example."""
+    lines = ["| tag | meaning | example |", "| --- | --- | --- |"]
+    for t in TAGS.values():
+        lines.append(f"| `{t.name}` | {_cell(t.meaning)} | `{t.example}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ from collector.schema.fields import (
     INVERTER_STATES,
     MEASUREMENTS,
     PERIODS,
+    TAGS,
     UNIT_SUFFIXES,
     FieldType,
     SchemaError,
@@ -18,6 +19,7 @@ from collector.schema.fields import (
     is_known,
     lookup,
     markdown_table,
+    markdown_tag_meanings_table,
     markdown_tags_table,
     measurement_spec,
     point_problems,
@@ -188,6 +190,16 @@ def test_markdown_tags_table() -> None:
     for name in MEASUREMENTS:
         assert f"| `{name}` |" in table
     assert "`period` (hour, day, month, year)" in table
+
+
+def test_every_tag_has_a_meaning() -> None:
+    used = {t for m in MEASUREMENTS.values() for t in m.tags}
+    assert used == set(TAGS)
+    table = markdown_tag_meanings_table()
+    assert table.splitlines()[0] == "| tag | meaning | example |"
+    for name in ("vendor", "source", "site", "device", "period"):
+        assert f"| `{name}` |" in table
+    assert "`solax_ev`" in table and "ps_key" in table
 
 
 def test_check_tags() -> None:
