@@ -65,12 +65,19 @@ class Scheduler:
         offset: float = 0.0,
         first_run: dt.datetime | None = None,
     ) -> None:
+        """Add (or replace) a job running every `interval` s on the clock, plus `offset`.
+
+        `first_run` moves the first run earlier (e.g. at once on start). APScheduler 3
+        reads `next_run_time=None` as "add the job paused", so it is passed only when
+        given; without it the trigger sets the first run.
+        """
         trigger = IntervalTrigger(
             seconds=interval,
             start_date=aligned_start(interval, offset, now),
             timezone=dt.UTC,
             jitter=jitter_for(interval) or None,
         )
+        extra: dict[str, Any] = {} if first_run is None else {"next_run_time": first_run}
         self._sched.add_job(
             func,
             trigger,
@@ -80,8 +87,13 @@ class Scheduler:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=int(max(30.0, interval / 2)),
-            next_run_time=first_run,
+            **extra,
         )
+
+    def next_run(self, job_id: str) -> dt.datetime | None:
+        """When the job runs next (None: no such job, or paused)."""
+        job = self._sched.get_job(job_id)
+        return None if job is None else job.next_run_time
 
     def start(self) -> None:
         self._sched.start()

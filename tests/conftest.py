@@ -6,12 +6,37 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.daemon import RealDaemon, started
+
 ROOT = Path(__file__).resolve().parent.parent
+
+REAL_CLOCK = "realclock"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `realclock` go last: their daemon runs while the rest of the suite runs."""
+    last = [item for item in items if item.get_closest_marker(REAL_CLOCK)]
+    if last:
+        items[:] = [item for item in items if not item.get_closest_marker(REAL_CLOCK)] + last
+
+
+@pytest.fixture(scope="session")
+def real_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
+    """The daemon on the real clock against a FoxESS simulator (tests/daemon.py)."""
+    yield from started(tmp_path_factory.mktemp("real-daemon"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_real_daemon_early(request: pytest.FixtureRequest) -> None:
+    """Start `real_daemon` with the session's first test when a `realclock` test is selected."""
+    if any(item.get_closest_marker(REAL_CLOCK) for item in request.session.items):
+        request.getfixturevalue("real_daemon")
 
 
 @pytest.fixture

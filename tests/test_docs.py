@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.schema.fields import markdown_table, markdown_tags_table
+from collector.schema.fields import markdown_table, markdown_tag_meanings_table, markdown_tags_table
 from tests.conftest import ROOT
 
 BEGIN = "<!-- schema-table: generated from collector/schema/fields.py; tests hold the two together -->"
@@ -10,7 +10,10 @@ END = "<!-- /schema-table -->"
 
 
 def generated() -> str:
-    return f"{BEGIN}\n\n{markdown_tags_table()}\n\n{markdown_table()}\n\n{END}"
+    return (
+        f"{BEGIN}\n\n{markdown_tag_meanings_table()}\n\n{markdown_tags_table()}\n\n"
+        f"{markdown_table()}\n\n{END}"
+    )
 
 
 def test_readme_schema_table_matches_the_catalogue() -> None:

@@ -33,7 +33,6 @@ class FieldType(StrEnum):
     FLOAT = "float"
     INT = "int"
     STR = "str"
-    INT_OR_STR = "int|str"  # `fault.code`: "integer or string as the vendor gives it"
 
     def accepts(self, value: object) -> bool:
         """True if a Python value has this type (bool is never accepted)."""
@@ -43,16 +42,12 @@ class FieldType(StrEnum):
             return isinstance(value, float)
         if self is FieldType.INT:
             return isinstance(value, int)
-        if self is FieldType.STR:
-            return isinstance(value, str)
-        return isinstance(value, (int, str))
+        return isinstance(value, str)
 
     @property
     def label(self) -> str:
         """How the README table spells the type."""
-        return {"float": "float", "int": "integer", "str": "string", "int|str": "integer or string"}[
-            self.value
-        ]
+        return {"float": "float", "int": "integer", "str": "string"}[self.value]
 
 
 # Unit suffix → the unit it promises (schema.md "The unit is in the field name").
@@ -192,6 +187,39 @@ PERIODS: tuple[str, ...] = ("hour", "day", "month", "year")
 """Values of the `energy` measurement's `period` tag."""
 
 DEVICE_TAGS: tuple[str, ...] = ("vendor", "source", "site", "device")
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """One tag key: what its value is, and an example value."""
+
+    name: str
+    meaning: str
+    example: str
+
+
+TAGS: Mapping[str, TagSpec] = {
+    t.name: t
+    for t in (
+        TagSpec("vendor", ", ".join(f"`{v}`" for v in VENDOR_SLUGS), "foxess"),
+        TagSpec("source", "the name of the source in the config file", "home-roof"),
+        TagSpec(
+            "site",
+            "the vendor's plant / station id; where the vendor has none, the source's `site:` "
+            "from the config (default: the source name)",
+            "4410332",
+        ),
+        TagSpec(
+            "device",
+            "the device serial number (Sungrow: the device SN, else its ps_key; SolaX and Sunvec: "
+            "the inverter serial `inverterSN` where the response has it, else the configured "
+            "Wi-Fi dongle serial)",
+            "60BH37202BFA097",
+        ),
+        TagSpec("period", "`energy` only: " + ", ".join(f"`{p}`" for p in PERIODS), "day"),
+    )
+}
+"""Every tag key of the schema (schema.md, Tags), in README order."""
 _F, _I, _S = FieldType.FLOAT, FieldType.INT, FieldType.STR
 
 
@@ -233,9 +261,15 @@ _INVERTER = MeasurementSpec(
         _f(
             "yield_energy_today_wh",
             "Wh",
-            "the inverter's yield as the vendor reports it, today (resets at local midnight)",
+            "the inverter's yield as the vendor reports it, today (resets at local midnight); "
+            "for FoxESS and SolaX the AC output energy; each vendor page says which",
         ),
-        _f("yield_energy_total_wh", "Wh", "the inverter's yield as the vendor reports it, lifetime"),
+        _f(
+            "yield_energy_total_wh",
+            "Wh",
+            "the inverter's yield as the vendor reports it, lifetime; "
+            "for FoxESS and SolaX the AC output energy; each vendor page says which",
+        ),
         _f("pv_energy_today_wh", "Wh", "PV (DC) generation today, where reported apart from yield"),
         _f("pv_energy_total_wh", "Wh", "PV (DC) generation, lifetime, where reported apart from yield"),
         _f("grid_import_energy_total_wh", "Wh", "energy drawn from the grid, lifetime counter"),
@@ -243,18 +277,22 @@ _INVERTER = MeasurementSpec(
         _f("battery_charge_energy_total_wh", "Wh", "battery charge energy, lifetime counter"),
         _f("battery_discharge_energy_total_wh", "Wh", "battery discharge energy, lifetime counter"),
         _f("load_energy_total_wh", "Wh", "house consumption, lifetime counter"),
-        _f("battery_throughput_energy_total_wh", "Wh", "energy through the battery, lifetime counter"),
         _f("eps_phase_{a,b,c}_voltage_v", "V", "backup (EPS) output voltage per phase"),
         _f("eps_phase_{a,b,c}_current_a", "A", "backup (EPS) output current per phase"),
         _f("eps_phase_{a,b,c}_power_w", "W", "backup (EPS) output power per phase"),
         _f("load_phase_{a,b,c}_power_w", "W", "house consumption per phase"),
         _f("grid_phase_{a,b,c}_import_power_w", "W", "power drawn from the grid per phase, ≥ 0"),
         _f("grid_phase_{a,b,c}_export_power_w", "W", "power fed to the grid per phase, ≥ 0"),
-        _f("meter2_import_power_w", "W", "second meter (CT2): power in past it, ≥ 0"),
-        _f("meter2_export_power_w", "W", "second meter (CT2): power out past it, ≥ 0"),
+        _f("meter2_import_power_w", "W", "a second meter (e.g. an AC-coupled inverter): import power, ≥ 0"),
+        _f("meter2_export_power_w", "W", "a second meter (e.g. an AC-coupled inverter): export power, ≥ 0"),
         _f("boost_temperature_c", "°C", "boost stage temperature"),
         _f("charger_temperature_c", "°C", "battery charger stage temperature"),
         _f("dsp_temperature_c", "°C", "control board (DSP) temperature"),
+        _f(
+            "battery_throughput_energy_total_wh",
+            "Wh",
+            "energy through the battery, lifetime counter, where the vendor reports it as one counter",
+        ),
         _f("battery_status_code", None, "the vendor's raw battery status code", _I),
         _f("status_code", None, "the vendor's raw status / running-state code", _I),
         _f("state", None, "normalized state: " + ", ".join(INVERTER_STATES), _S, INVERTER_STATES),
@@ -309,8 +347,10 @@ _FAULT = MeasurementSpec(
     "fault",
     DEVICE_TAGS,
     (
-        _f("code", None, "fault code as the vendor gives it", FieldType.INT_OR_STR),
-        _f("message", None, "fault text", _S),
+        # An integer for every vendor: InfluxDB refuses a field whose type changes between
+        # points, so a vendor's text code goes into `message` (schema.md, `fault`).
+        _f("code", None, "the vendor's fault code, an integer for every vendor", _I),
+        _f("message", None, "fault text (a vendor's text code goes here)", _S),
         _f("level", None, "the vendor's severity level", _I),
         _f("active", None, "1 while open, 0 once the vendor reports it closed", _I),
     ),
@@ -423,6 +463,7 @@ def catalogue_problems() -> list[str]:
                 problems.append(f"{m.name}.{f.name}: a field with a unit must be a float")
             if f.choices and f.type is not FieldType.STR:
                 problems.append(f"{m.name}.{f.name}: only text fields have choices")
+        problems += [f"{m.name} tag {t!r} has no entry in TAGS" for t in m.tags if t not in TAGS]
     return problems
 
 
@@ -445,6 +486,14 @@ def markdown_table() -> str:
             lines.append(
                 f"| `{m.name}` | `{f.name}` | {f.unit or '—'} | {f.type.label} | {_cell(f.meaning)} |"
             )
+    return "\n".join(lines) + "\n"
+
+
+def markdown_tag_meanings_table() -> str:
+    """The README's table of tag keys: what each value is, with an example."""
+    lines = ["| tag | meaning | example |", "| --- | --- | --- |"]
+    for t in TAGS.values():
+        lines.append(f"| `{t.name}` | {_cell(t.meaning)} | `{t.example}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -85,8 +85,8 @@ ABSENT_REASONS = frozenset({"missing", "null", "empty"})
 _KIND_TYPES: Mapping[str, frozenset[FieldType]] = {
     "gauge": frozenset({FieldType.FLOAT}),
     "counter": frozenset({FieldType.FLOAT}),
-    "code": frozenset({FieldType.INT, FieldType.INT_OR_STR}),
-    "text": frozenset({FieldType.STR, FieldType.INT_OR_STR}),
+    "code": frozenset({FieldType.INT}),
+    "text": frozenset({FieldType.STR}),
 }
 
 

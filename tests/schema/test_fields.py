@@ -9,6 +9,7 @@ from collector.schema.fields import (
     INVERTER_STATES,
     MEASUREMENTS,
     PERIODS,
+    TAGS,
     UNIT_SUFFIXES,
     FieldType,
     SchemaError,
@@ -18,6 +19,7 @@ from collector.schema.fields import (
     is_known,
     lookup,
     markdown_table,
+    markdown_tag_meanings_table,
     markdown_tags_table,
     measurement_spec,
     point_problems,
@@ -60,7 +62,7 @@ def test_measurements_and_tags() -> None:
         ("ev_charger", "charging_mode", None, FieldType.INT),
         ("energy", "battery_discharge_wh", "Wh", FieldType.FLOAT),
         ("site", "capacity_w", "W", FieldType.FLOAT),
-        ("fault", "code", None, FieldType.INT_OR_STR),
+        ("fault", "code", None, FieldType.INT),
         ("fault", "message", None, FieldType.STR),
         ("fault", "active", None, FieldType.INT),
         ("collector", "points_written", None, FieldType.INT),
@@ -190,6 +192,16 @@ def test_markdown_tags_table() -> None:
     assert "`period` (hour, day, month, year)" in table
 
 
+def test_every_tag_has_a_meaning() -> None:
+    used = {t for m in MEASUREMENTS.values() for t in m.tags}
+    assert used == set(TAGS)
+    table = markdown_tag_meanings_table()
+    assert table.splitlines()[0] == "| tag | meaning | example |"
+    for name in ("vendor", "source", "site", "device", "period"):
+        assert f"| `{name}` |" in table
+    assert "`solax_ev`" in table and "ps_key" in table
+
+
 def test_check_tags() -> None:
     check_tags("inverter", {"vendor": "foxess", "source": "s", "site": "1", "device": "SN"})
     check_tags("collector", {"vendor": "foxess", "source": "s"})
@@ -218,5 +230,8 @@ def test_point_problems() -> None:
     assert len(problems) == 6, problems
     assert point_problems(Point("weather", {}, {"x": 1.0}, 0)) == ["unknown measurement 'weather'"]
     assert point_problems(Point("fault", tags, {}, 0)) == ["fault point has no fields"]
-    assert point_problems(Point("fault", tags, {"code": "E1", "active": 1}, 0)) == []
-    assert point_problems(Point("fault", tags, {"code": 12}, 0)) == []
+    assert point_problems(Point("fault", tags, {"code": 12, "message": "E1", "active": 1}, 0)) == []
+    # an integer for every vendor: a text code is a problem (it goes into `message`)
+    assert point_problems(Point("fault", tags, {"code": "E1", "active": 1}, 0)) == [
+        "fault.code must be integer, got 'E1'"
+    ]
