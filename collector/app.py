@@ -95,6 +95,17 @@ class SourceStats:
         self.requests = self.errors = self.rate_limited = self.points_written = self.skipped_values = 0
         return snap
 
+    def plus(self, earlier: SourceStats) -> SourceStats:
+        """These counts and those of an earlier snapshot of the same minute, added up."""
+        return SourceStats(
+            self.requests + earlier.requests,
+            self.errors + earlier.errors,
+            self.rate_limited + earlier.rate_limited,
+            self.points_written + earlier.points_written,
+            self.skipped_values + earlier.skipped_values,
+            self.last_success,
+        )
+
 
 @dataclass
 class SourceRuntime:
@@ -117,6 +128,9 @@ class SourceRuntime:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Its streams' first runs start together: one logs in, the others wait for it.
     open_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The minute of the last `collector` point and its counts: a second point in the same
+    #: minute (the one at shutdown) overwrites it in InfluxDB, so it carries both.
+    metrics_minute: tuple[int, SourceStats] | None = None
 
 
 class App:
@@ -502,6 +516,8 @@ class App:
     # -- self-metrics ------------------------------------------------------------------
     async def self_metrics(self) -> None:
         """The `collector` measurement: one point per source per minute."""
+        # A job of its own: no poll's log context (APScheduler may start it from one).
+        structlog.contextvars.clear_contextvars()
         if self.daemon:
             self.adopt_orphans()  # lines a killed `backfill` left behind
         now = self.clock.time()
@@ -510,6 +526,9 @@ class App:
         pending = self.spool.pending if self.spool is not None else 0
         for rt in self.sources:
             s = rt.stats.take()
+            if rt.metrics_minute is not None and rt.metrics_minute[0] == stamp:
+                s = s.plus(rt.metrics_minute[1])
+            rt.metrics_minute = (stamp, s)
             usage = rt.budget.account.usage()
             used, limit = _day_usage(usage)
             fields: dict[str, float | int | str] = {
@@ -523,7 +542,9 @@ class App:
             if used is not None:
                 fields["quota_used"] = used
             if limit is not None:
-                fields["quota_limit"] = limit
+                # A float, as the first release wrote it: InfluxDB refuses a field whose
+                # type changes, so an integer now would lose the point in existing shards.
+                fields["quota_limit"] = float(limit)
             if s.last_success is not None:
                 fields["last_success_age_s"] = float(round(now - s.last_success, 1))
             if self.forwarder is not None:

@@ -158,3 +158,40 @@ def test_a_vendor_rate_limit_answer_pauses_the_source_across_runs(
     # the first round's login and its one poll (an account-level call counts against
     # every inverter, issue #6 §1); none from the second round
     assert calls and "last day: 2/1440" in calls[0]
+
+
+def test_a_second_collector_point_in_one_minute_carries_both_counts(tmp_path: Path) -> None:
+    """The point written at shutdown falls in the minute of the last scheduled one and
+    overwrites it in InfluxDB: it must hold that minute's counts as well as its own."""
+    import asyncio
+
+    from collector.app import App
+    from collector.clock import FakeClock
+    from collector.config import config_from_dict
+    from tests import pipeline_vendor
+
+    cfg = config_from_dict(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "sources": [{"name": "roof", "vendor": "foxess", "api_key": "ok-1", "devices": ["INV1"]}],
+        }
+    )
+    clock = FakeClock(start=1_800_000_000.0)  # a whole minute
+
+    async def go() -> None:
+        app = App(cfg, clock=clock, vendors={"foxess": pipeline_vendor.PipelineTestClient})
+        await app.start()
+        try:
+            (rt,) = app.sources
+            rt.stats.requests = 3
+            await app.self_metrics()  # the scheduled point of the minute
+            clock.advance(20)
+            rt.stats.requests = 2
+            await app.self_metrics()  # the shutdown point, same minute
+            await app._flush()
+        finally:
+            await app.close()
+
+    asyncio.run(go())
+    (collector,) = [f for (m, _), f in local_series(tmp_path / "state").items() if m == "collector"]
+    assert collector["requests"] == 5

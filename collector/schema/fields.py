@@ -367,7 +367,8 @@ _COLLECTOR = MeasurementSpec(
         _f("points_written", None, "points handed to the durable spool in the minute", _I),
         _f("skipped_values", None, "vendor values left out as null / non-numeric in the minute", _I),
         _f("quota_used", None, "vendor calls used on the busiest budget counter over the last 24 h", _I),
-        _f("quota_limit", None, "the limit of that budget counter", _I),
+        # float on the wire since 0.1 (a limit may be fractional, e.g. per second)
+        _f("quota_limit", None, "the limit of that budget counter", _F),
         _f("points_pending", None, "points waiting in the spool", _I),
         _f("points_dropped", None, "points dropped since start", _I),
         _f("points_rejected", None, "points the sink rejected since start", _I),
