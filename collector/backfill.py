@@ -68,6 +68,18 @@ def local_midnight(ts: float, tz: ZoneInfo) -> int:
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp())
 
 
+def site_time(when: dt.datetime, tz: ZoneInfo) -> int:
+    """A naive date-time is the site's local time; an aware one is what it says.
+
+    The one rule for a backfill date (`backfill.since`, `--since`, `--until`):
+    read in the site's zone, the device's where the vendor gives one, else the
+    source's (`Backfiller.zone`).
+    """
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return int(when.timestamp())
+
+
 @dataclass
 class BackfillReport:
     windows_total: int = 0
@@ -133,7 +145,32 @@ class Backfiller:
         self.client: HistoryCapable = rt.client
 
     def zone(self, dev: Device) -> ZoneInfo:
+        """The site's zone: the device's (its plant's) where the vendor gives one, else the source's."""
         return ZoneInfo(dev.timezone or self.rt.cfg.timezone)
+
+    def since_ranges(
+        self,
+        devices: Sequence[Device],
+        since: dt.datetime,
+        until: dt.datetime | None = None,
+        *,
+        whole_days: bool = False,
+    ) -> list[tuple[list[Device], int, int]]:
+        """[since, until) per site zone, with the devices it applies to.
+
+        Dates are local to each device's site (see `site_time`), so every
+        inverter's day starts at its own midnight; `until` None is now, or the
+        site's last midnight with `whole_days` (the daemon's "up to today").
+        """
+        groups: dict[tuple[int, int], list[Device]] = {}
+        for dev in devices:
+            tz = self.zone(dev)
+            start = site_time(since, tz)
+            end = site_time(until, tz) if until is not None else int(self.app.clock.time())
+            if whole_days:
+                end = local_midnight(end, tz)
+            groups.setdefault((start, end), []).append(dev)
+        return [(devs, start, end) for (start, end), devs in groups.items()]
 
     def plan(self, devices: Sequence[Device], start: int, end: int) -> list[tuple[Device, int, int]]:
         """Every window of the range not yet checkpointed, device by device."""
@@ -164,12 +201,7 @@ class Backfiller:
         report = BackfillReport()
         todo = self.plan(devices, start, end)
         all_windows = sum(
-            len(
-                day_windows(
-                    start, end, ZoneInfo(d.timezone or self.rt.cfg.timezone), self.client.history_window
-                )
-            )
-            for d in devices
+            len(day_windows(start, end, self.zone(d), self.client.history_window)) for d in devices
         )
         report.windows_total = all_windows
         report.windows_done_before = all_windows - len(todo)

@@ -13,14 +13,19 @@ spaces them 1.05 s apart). It proves, from the simulator's own records:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
+import time
 from collections import Counter
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from collector.app import App
+from collector.config import load_config
 from collector.simulators.foxess import FoxessQuirks
 from collector.simulators.plant import local_midnight
 from tests.contract.conftest import (
@@ -29,12 +34,14 @@ from tests.contract.conftest import (
     ROOT,
     ZONE,
     RecordingSim,
+    SharedClock,
     SimThread,
     check_inverter_rows,
     cli_command,
     cli_env,
     collector_cli,
     config_text,
+    foxess_on,
     hybrid,
     one_site,
     pv_only,
@@ -128,3 +135,54 @@ def test_backfill_30_days_3_inverters_killed_halfway_is_complete_within_limits(
         times = [int(r["time"]) for r in stored[sn]]
         assert times == [u for u in truth.upload_times(sn, start, end) if u < end], sn
         check_inverter_rows(truth, sn, stored[sn], quirks=quirks.get(sn))
+
+
+SYDNEY = "Australia/Sydney"
+
+
+def test_backfill_since_is_the_same_day_for_the_daemon_and_the_command(tmp_path: Path) -> None:
+    """A source in Europe/Berlin whose plant is in Sydney: `backfill.since: DAY` (the daemon) and
+    `backfill --since DAY` (the command) both start at Sydney's midnight of DAY — the site's zone,
+    not the source's — and cut the same windows (the daemon stops at today's midnight, the command
+    goes on to now)."""
+    now = time.time()
+    today = datetime.fromtimestamp(now, ZoneInfo(SYDNEY)).date()
+    since = today - timedelta(days=3)
+    make = one_site([pv_only(SNS[2])], since - timedelta(days=5), zone=SYDNEY, site_id="site-sydney-1")
+
+    async def history_windows(daemon: bool) -> list[tuple[int, int]]:
+        clock = SharedClock(now)
+        sim = RecordingSim(make(), api_keys={KEY: None}, clock=clock)
+        url = await sim.start()
+        try:
+            name = "daemon" if daemon else "command"
+            extra = f"backfill: {{since: {since.isoformat()}}}\n" if daemon else ""
+            cfg = write_config(
+                tmp_path / f"{name}.yaml",
+                config_text(tmp_path / name, url, influx=None, timezone=ZONE, extra=extra),
+            )
+            app = App(load_config(cfg), clock=clock, vendors=foxess_on(clock))
+            if daemon:
+                await app.start()
+                try:
+                    rt = app.sources[0]
+                    assert await app._ensure_open(rt)
+                    assert [d.timezone for d in rt.devices] == [SYDNEY]
+                    assert await app._backfill_pass(rt) == ""
+                finally:
+                    await app.close()
+            else:
+                start = datetime.combine(since, datetime.min.time())
+                assert await app.backfill(source=None, device=None, since=start, until=None) == 0
+        finally:
+            await sim.stop()
+        return sorted((r.body["begin"] // 1000, r.body["end"] // 1000) for r in sim.requests_to(HISTORY))
+
+    by_daemon = asyncio.run(history_windows(daemon=True))
+    by_command = asyncio.run(history_windows(daemon=False))
+    days = [since + timedelta(days=i) for i in range(4)]
+    midnights = [local_midnight(SYDNEY, d) for d in days]
+    assert by_daemon == list(pairwise(midnights))
+    assert by_command[0][0] == by_daemon[0][0] == local_midnight(SYDNEY, since)
+    assert by_command[: len(by_daemon)] == by_daemon
+    assert len(by_command) == len(by_daemon) + 1 and by_command[-1][0] == midnights[-1]  # today, so far
