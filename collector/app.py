@@ -116,6 +116,8 @@ class SourceRuntime:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Its streams' first runs start together: one logs in, the others wait for it.
     open_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Whether the backfill has said (once per process) that it skips what the sink would drop.
+    retention_warned: bool = False
 
 
 class App:
@@ -691,6 +693,8 @@ class App:
                     for devs, start, end in bf.since_ranges(devices, since, until)
                     for dev in devs
                 ]
+                # Clamped to the sink's retention here already, to size the progress bar.
+                ranges = [(d, await bf.start_for(d, s), e) for d, s, e in ranges]
                 progress = Progress(sum(len(bf.plan([d], s, e)) for d, s, e in ranges))
                 report = BackfillReport()
                 try:
