@@ -238,8 +238,9 @@ class InfluxSink:
                 bucket_query["org"] = org
             self._retention_url = URL(root + "/api/v2/buckets").with_query(bucket_query)
         else:
+            quoted = (database or "").replace("\\", "\\\\").replace('"', '\\"')  # an InfluxQL identifier
             self._retention_url = URL(root + "/query").with_query(
-                {"q": f'SHOW RETENTION POLICIES ON "{database}"'}
+                {"q": f'SHOW RETENTION POLICIES ON "{quoted}"'}
             )
         self._retention: float | None = None
         self._retention_asked = False
@@ -282,6 +283,8 @@ class InfluxSink:
         Asked once per process (the answer, or the failure, is cached), with the
         writer's credentials. Never raises: a backfill goes on unclamped.
         """
+        if self._session is None:  # before open(): not asked, so not cached either
+            return None
         async with self._retention_lock:
             if not self._retention_asked:
                 self._retention_asked = True
@@ -289,8 +292,7 @@ class InfluxSink:
             return self._retention
 
     async def _ask_retention(self) -> float | None:
-        if self._session is None:
-            return None
+        assert self._session is not None
         headers = {k: v for k, v in self._headers.items() if k == "Authorization"}
         what = "bucket" if self.api == "v2" else "retention policy"
         try:
