@@ -29,14 +29,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
 
 from collector import __version__
 from collector import budget as budget_mod
-from collector.backfill import SETTLE, Backfiller, BackfillReport, Progress, local_midnight, sleep_until
+from collector.backfill import SETTLE, Backfiller, BackfillReport, Progress, sleep_until
 from collector.budget import BudgetBook, SourceBudget
 from collector.clock import Clock, SystemClock
 from collector.config import Config, SourceConfig
@@ -131,6 +130,8 @@ class SourceRuntime:
     #: The minute of the last `collector` point and its counts: a second point in the same
     #: minute (the one at shutdown) overwrites it in InfluxDB, so it carries both.
     metrics_minute: tuple[int, SourceStats] | None = None
+    #: Whether the backfill has said (once per process) that it skips what the sink would drop.
+    retention_warned: bool = False
 
 
 class App:
@@ -660,12 +661,16 @@ class App:
                     self.state.remove_gap(rt.cfg.name, sn, gap_start, gap_end)
         since = rt.cfg.backfill.since
         if since is not None and not stop.is_set():
-            end_day = local_midnight(self.clock.time(), ZoneInfo(rt.cfg.timezone))
-            first = int(since.timestamp())
-            if first < end_day:
-                report = await bf.run(list(rt.devices), first, end_day, should_stop=stop.is_set)
+            # `since` is read in each device's site zone, as the `backfill` command reads --since.
+            for devices, first, end_day in bf.since_ranges(rt.devices, since, whole_days=True):
+                if first >= end_day:
+                    continue
+                report = await bf.run(devices, first, end_day, should_stop=stop.is_set)
                 self._log_backfill(rt, report, "since")
-                return report.stopped or incomplete
+                if report.stopped:
+                    return report.stopped
+                if not report.complete:
+                    incomplete = "incomplete"
         return incomplete
 
     def _log_backfill(self, rt: SourceRuntime, report: BackfillReport, kind: str) -> None:
@@ -721,15 +726,14 @@ class App:
                     log.error("backfill.no_device", source=rt.cfg.name, device=device)
                     code = 1
                     continue
-                # Dates are local to each device's site (its plant's zone where the
-                # vendor gives one), so every inverter's day starts at its midnight.
                 bf = Backfiller(self, rt)
-                ranges = []
-                for dev in devices:
-                    tz = bf.zone(dev)
-                    start = _in_zone(since, tz)
-                    end = _in_zone(until, tz) if until is not None else int(self.clock.time())
-                    ranges.append((dev, start, end))
+                ranges = [
+                    (dev, start, end)
+                    for devs, start, end in bf.since_ranges(devices, since, until)
+                    for dev in devs
+                ]
+                # Clamped to the sink's retention here already, to size the progress bar.
+                ranges = [(d, await bf.start_for(d, s), e) for d, s, e in ranges]
                 progress = Progress(sum(len(bf.plan([d], s, e)) for d, s, e in ranges))
                 report = BackfillReport()
                 try:
@@ -851,13 +855,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
-
-
-def _in_zone(when: dt.datetime, tz: ZoneInfo) -> int:
-    """A naive date-time is the site's local time; an aware one is what it says."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=tz)
-    return int(when.timestamp())
 
 
 def _utc(ts: float) -> dt.datetime:

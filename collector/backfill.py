@@ -12,6 +12,9 @@ Any vendor client that implements `HistoryCapable` gets this for free:
   receiving that data.
 * Re-running a finished range makes no vendor call. A SIGKILL loses at most
   the window in flight, which is fetched again.
+* No call for data the sink would drop: where the sink can say its retention,
+  a range starts no earlier than the site's local midnight of the day holding
+  now − retention (`Backfiller.start_for`), with one warning per source.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from collector.errors import (
     VendorTransientError,
 )
 from collector.log import get_logger
+from collector.sinks.base import retention_of
 from collector.vendors.base import Device, HistoryCapable
 
 if TYPE_CHECKING:
@@ -66,6 +70,18 @@ def day_windows(start: int, end: int, tz: ZoneInfo, max_len: float) -> list[tupl
 def local_midnight(ts: float, tz: ZoneInfo) -> int:
     d = dt.datetime.fromtimestamp(ts, tz).date()
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp())
+
+
+def site_time(when: dt.datetime, tz: ZoneInfo) -> int:
+    """A naive date-time is the site's local time; an aware one is what it says.
+
+    The one rule for a backfill date (`backfill.since`, `--since`, `--until`):
+    read in the site's zone, the device's where the vendor gives one, else the
+    source's (`Backfiller.zone`).
+    """
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return int(when.timestamp())
 
 
 @dataclass
@@ -133,7 +149,65 @@ class Backfiller:
         self.client: HistoryCapable = rt.client
 
     def zone(self, dev: Device) -> ZoneInfo:
+        """The site's zone: the device's (its plant's) where the vendor gives one, else the source's."""
         return ZoneInfo(dev.timezone or self.rt.cfg.timezone)
+
+    def since_ranges(
+        self,
+        devices: Sequence[Device],
+        since: dt.datetime,
+        until: dt.datetime | None = None,
+        *,
+        whole_days: bool = False,
+    ) -> list[tuple[list[Device], int, int]]:
+        """[since, until) per site zone, with the devices it applies to.
+
+        Dates are local to each device's site (see `site_time`), so every
+        inverter's day starts at its own midnight; `until` None is now, or the
+        site's last midnight with `whole_days` (the daemon's "up to today").
+        """
+        groups: dict[tuple[int, int], list[Device]] = {}
+        for dev in devices:
+            tz = self.zone(dev)
+            start = site_time(since, tz)
+            end = site_time(until, tz) if until is not None else int(self.app.clock.time())
+            if whole_days:
+                end = local_midnight(end, tz)
+            groups.setdefault((start, end), []).append(dev)
+        return [(devs, start, end) for (start, end), devs in groups.items()]
+
+    async def start_for(self, dev: Device, start: int) -> int:
+        """`start`, or later where the sink keeps points for less time than that.
+
+        Clamped to the local midnight (site zone) of the day holding now − the
+        sink's retention, so windows stay on local midnights: whole days the
+        sink would drop are skipped, the partial day is still fetched. The first
+        clamp of the source in this process logs one warning; a sink that cannot
+        say (local store, stdout, VictoriaMetrics, no permission) leaves it as is.
+        """
+        retention = await retention_of(self.app.sink)
+        if retention is None:
+            return start
+        tz = self.zone(dev)
+        floor = local_midnight(self.app.clock.time() - retention, tz)
+        if start >= floor:
+            return start
+        fields = {
+            "source": self.rt.cfg.name,
+            "requested": _label(start, tz),
+            "used": _label(floor, tz),
+            "retention_s": round(retention),
+        }
+        if not self.rt.retention_warned:
+            self.rt.retention_warned = True
+            log.warning(
+                "backfill.clamped_to_retention",
+                **fields,
+                note="the database would drop older points; no vendor call is spent on them",
+            )
+        else:
+            log.debug("backfill.clamped_to_retention", device=dev.sn, **fields)
+        return floor
 
     def plan(self, devices: Sequence[Device], start: int, end: int) -> list[tuple[Device, int, int]]:
         """Every window of the range not yet checkpointed, device by device."""
@@ -162,17 +236,12 @@ class Backfiller:
         state = self.app.state
         assert state is not None
         report = BackfillReport()
-        todo = self.plan(devices, start, end)
-        all_windows = sum(
-            len(
-                day_windows(
-                    start, end, ZoneInfo(d.timezone or self.rt.cfg.timezone), self.client.history_window
-                )
-            )
-            for d in devices
-        )
-        report.windows_total = all_windows
-        report.windows_done_before = all_windows - len(todo)
+        todo: list[tuple[Device, int, int]] = []
+        for dev in devices:
+            first = await self.start_for(dev, start)
+            todo += self.plan([dev], first, end)
+            report.windows_total += len(day_windows(first, end, self.zone(dev), self.client.history_window))
+        report.windows_done_before = report.windows_total - len(todo)
         token = budget_mod.priority.set(budget_mod.BACKFILL)
         try:
             for dev, s, e in todo:
@@ -263,6 +332,12 @@ class Backfiller:
             report.stopped = f"the vendor refused our credentials (code {err.code})"
         elif isinstance(err, BudgetExhaustedError):
             report.stopped = f"no budget left for backfill ({err})"
+
+
+def _label(ts: int, tz: ZoneInfo) -> str:
+    """A backfill bound for a log line: the local date at a midnight, else the local date-time."""
+    local = dt.datetime.fromtimestamp(ts, tz)
+    return local.date().isoformat() if local.time() == dt.time() else local.isoformat()
 
 
 async def sleep_until(app: App, when: float, stop: asyncio.Event) -> None:

@@ -131,7 +131,12 @@ class InfluxConfig:
 
 @dataclass(frozen=True)
 class BackfillConfig:
-    """Where the daemon's background backfill starts; tz-aware, in the site's zone."""
+    """Where the daemon's background backfill starts.
+
+    Naive (a date is its midnight) unless the config wrote an explicit offset:
+    a naive value is read in each *site's* zone (the device's, else the
+    source's) when the backfill runs, as the `backfill --since` command does.
+    """
 
     since: dt.datetime | None = None
 
@@ -768,7 +773,7 @@ class _Validator:
         if data.get("interval") is not None:
             interval = _duration(data["interval"], f"{prefix}.interval")
         limits, overridden = self.limits(data.get("limits"), f"{prefix}.limits", spec)
-        backfill = self.backfill(data.get("backfill"), f"{prefix}.backfill", timezone)
+        backfill = self.backfill(data.get("backfill"), f"{prefix}.backfill")
 
         credentials: dict[str, str] = {}
         for cred in spec.credentials:
@@ -853,7 +858,7 @@ class _Validator:
         limits = dataclasses.replace(spec.default_limits, **overrides)  # type: ignore[arg-type]
         return limits, tuple(overrides)
 
-    def backfill(self, value: Any, key: str, timezone: str) -> BackfillConfig:
+    def backfill(self, value: Any, key: str) -> BackfillConfig:
         if value is None:
             return BackfillConfig()
         if not isinstance(value, Mapping):
@@ -862,7 +867,7 @@ class _Validator:
         since = value.get("since")
         if since is None:
             return BackfillConfig()
-        return BackfillConfig(since=_site_datetime(since, f"{key}.since", zoneinfo.ZoneInfo(timezone)))
+        return BackfillConfig(since=_site_datetime(since, f"{key}.since"))
 
 
 # --------------------------------------------------------------------------
@@ -1025,8 +1030,9 @@ def _zone(value: Any, key: str) -> str:
     raise ConfigError(key, f"unknown time zone {name!r}{hint}")
 
 
-def _site_datetime(value: Any, key: str, tz: zoneinfo.ZoneInfo) -> dt.datetime:
-    """A date (local midnight) or date-time, naive ones read in the site's zone."""
+def _site_datetime(value: Any, key: str) -> dt.datetime:
+    """A date (its midnight) or date-time: naive, to be read in each site's zone when
+    used; aware only when the value carries an explicit offset (kept as written)."""
     when: dt.date | dt.datetime | None = None
     if isinstance(value, (dt.date, dt.datetime)):
         when = value
@@ -1041,7 +1047,5 @@ def _site_datetime(value: Any, key: str, tz: zoneinfo.ZoneInfo) -> dt.datetime:
     if when is None:
         raise ConfigError(key, "must be a date (YYYY-MM-DD) or an ISO date-time")
     if not isinstance(when, dt.datetime):
-        return dt.datetime(when.year, when.month, when.day, tzinfo=tz)
-    if when.tzinfo is None:
-        return when.replace(tzinfo=tz)
-    return when.astimezone(tz)
+        return dt.datetime(when.year, when.month, when.day)
+    return when

@@ -153,6 +153,58 @@ def test_a_refused_gap_does_not_block_the_others_and_is_not_asked_again(tmp_path
     asyncio.run(go())
 
 
+class ShortRetentionSink:
+    """The app's sink, as if its server kept points for two days (RetentionSink)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    async def open(self, session: Any) -> None:
+        await self.inner.open(session)
+
+    async def write(self, lines: Sequence[str]) -> Any:
+        return await self.inner.write(lines)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def retention(self) -> float | None:
+        return 2 * 86400.0
+
+
+def test_a_gap_older_than_the_sinks_retention_costs_no_call(tmp_path: Path) -> None:
+    """The clamp is in the Backfiller, so the daemon's gap refill gets it too: a gap wholly
+    before the retention's first day is forgotten without a vendor call; a later one is fetched."""
+    clock = FakeClock()
+    HistoryClient.history_calls = []
+    config = config_from_dict(
+        {"state_dir": str(tmp_path), "sources": [{"name": "s", "vendor": "foxess", "api_key": "k"}]}
+    )
+
+    async def go() -> None:
+        app = App(config, clock=clock, vendors={"foxess": HistoryClient})  # type: ignore[dict-item]
+        await app.start()
+        app.sink = ShortRetentionSink(app.sink)
+        rt = app.sources[0]
+        assert app.state is not None
+        try:
+            await app._ensure_open(rt)
+            old = int(clock.time()) - 5 * 86400
+            recent = int(clock.time()) - 6 * 3600
+            app.state.add_gap("s", "Y", old, old + 3600)
+            assert await app._backfill_pass(rt) == ""
+            assert HistoryClient.history_calls == []
+            assert app.state.gaps("s") == []
+            app.state.add_gap("s", "Y", recent, recent + 3600)
+            assert await app._backfill_pass(rt) == ""
+            assert HistoryClient.history_calls == ["Y"]
+        finally:
+            await app.close()
+
+    asyncio.run(go())
+
+
 def test_a_wider_gap_with_the_same_start_survives_removal(tmp_path: Path) -> None:
     from collector.state import State
 

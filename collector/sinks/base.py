@@ -9,6 +9,10 @@ keeps the lines and tries again later. It never loses lines silently.
 small interfaces, checked by the pipeline): a sink that can take the spool's
 raw bytes and prepare the request body (gzip) ahead of time, so the forwarder
 compresses the next batch while the current one is in flight.
+
+``RetentionSink`` is another: a sink whose server can say how long it keeps a
+point, so a backfill spends no vendor call on data the server would drop.
+``retention_of`` asks any sink, None where it cannot say.
 """
 
 from __future__ import annotations
@@ -79,3 +83,20 @@ class EncodedSink(Sink, Protocol):
     async def write_encoded(self, batch: Encoded) -> WriteReport:
         """Like ``write``, for a batch from ``encode``."""
         ...
+
+
+@runtime_checkable
+class RetentionSink(Sink, Protocol):
+    """A sink that can ask its server how long it keeps points (see the module docstring)."""
+
+    async def retention(self) -> float | None:
+        """Seconds a point is kept, asked once per process and cached; None when the
+        server keeps points forever or cannot be asked. Never raises."""
+        ...
+
+
+async def retention_of(sink: Sink | None) -> float | None:
+    """The sink's retention in seconds; None for a sink that cannot say (local, stdout)."""
+    if isinstance(sink, RetentionSink):
+        return await sink.retention()
+    return None

@@ -20,6 +20,11 @@ timeouts,          HTTP date; capped at 600 s; unparseable counts as 10 s)
 connection errors
 =================  ===========================================================
 
+``retention()`` asks the server how long it keeps points, once per process:
+1.x ``SHOW RETENTION POLICIES`` through ``/query`` (the configured policy, else
+the default one), 2.x ``GET /api/v2/buckets`` (``retentionRules``). Anything
+else (no permission, 404, VictoriaMetrics, a network error) is None: unknown.
+
 Bodies are gzip'd (level 1 by default: see bench/README.md). TLS
 verification is left on. Credentials go in headers only and never appear in
 ``repr``, exception messages or logs.
@@ -27,6 +32,7 @@ verification is left on. Credentials go in headers only and never appear in
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import math
@@ -34,7 +40,7 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import structlog
@@ -99,6 +105,48 @@ def _server_message(body: bytes, extra: str | None = None) -> str:
     if extra and extra not in text:
         text = f"{text} ({extra})" if text else extra
     return text
+
+
+_GO_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_go_duration(text: str) -> float | None:
+    """Seconds in a Go duration as InfluxQL prints it (``48h0m0s``, ``0s``); None if it is not one."""
+    text = text.strip()
+    if not text or _GO_DURATION_RE.sub("", text):
+        return None
+    return sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_DURATION_RE.findall(text))
+
+
+def _v1_retention(data: Any, policy: str | None) -> float | None:
+    """The duration (s) of ``policy`` (else the default one) in a SHOW RETENTION POLICIES answer;
+    0 means infinite; None when the answer is not one (an error, VictoriaMetrics' database list)."""
+    try:
+        series = data["results"][0]["series"][0]
+        columns = list(series["columns"])
+        name_i, dur_i, def_i = columns.index("name"), columns.index("duration"), columns.index("default")
+        for row in series["values"]:
+            if (row[name_i] == policy) if policy else row[def_i] is True:
+                return parse_go_duration(str(row[dur_i]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return None
+
+
+def _v2_retention(data: Any, bucket: str) -> float | None:
+    """``everySeconds`` of the bucket's expire rule (0: infinite); None when it is not there."""
+    try:
+        for b in data["buckets"]:
+            if b.get("name") != bucket:
+                continue
+            rules = [r for r in b.get("retentionRules") or [] if r.get("type", "expire") == "expire"]
+            if not rules:
+                return 0.0  # no rule: kept forever
+            return float(rules[0]["everySeconds"])
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
+    return None
 
 
 def _clip(msg: str) -> str:
@@ -184,6 +232,19 @@ class InfluxSink:
             )
             if username:
                 self._headers["Authorization"] = aiohttp.encode_basic_auth(username, password or "")
+        if api == "v2":
+            bucket_query = {"name": bucket or ""}
+            if org:
+                bucket_query["org"] = org
+            self._retention_url = URL(root + "/api/v2/buckets").with_query(bucket_query)
+        else:
+            quoted = (database or "").replace("\\", "\\\\").replace('"', '\\"')  # an InfluxQL identifier
+            self._retention_url = URL(root + "/query").with_query(
+                {"q": f'SHOW RETENTION POLICIES ON "{quoted}"'}
+            )
+        self._retention: float | None = None
+        self._retention_asked = False
+        self._retention_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._own_session = False
 
@@ -213,6 +274,67 @@ class InfluxSink:
             await self._session.close()
         self._session = None
         self._own_session = False
+
+    # ---------------------------------------------------------------- retention
+
+    async def retention(self) -> float | None:
+        """Seconds the server keeps a point; None: forever, or it cannot be asked.
+
+        Asked once per process (the answer, or the failure, is cached), with the
+        writer's credentials. Never raises: a backfill goes on unclamped.
+        """
+        if self._session is None:  # before open(): not asked, so not cached either
+            return None
+        async with self._retention_lock:
+            if not self._retention_asked:
+                self._retention_asked = True
+                self._retention = await self._ask_retention()
+            return self._retention
+
+    async def _ask_retention(self) -> float | None:
+        assert self._session is not None
+        headers = {k: v for k, v in self._headers.items() if k == "Authorization"}
+        what = "bucket" if self.api == "v2" else "retention policy"
+        try:
+            async with self._session.get(
+                self._retention_url, headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout)
+            ) as resp:
+                status = resp.status
+                body = await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as err:
+            log.info(
+                "sink.retention_unknown",
+                sink=self.name,
+                url=self._display_url,
+                reason=self._redact(f"{type(err).__name__}: {err}"),
+            )
+            return None
+        seconds: float | None = None
+        if status == 200:
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = None
+            if self.api == "v2":
+                assert self._bucket is not None
+                seconds = _v2_retention(data, self._bucket)
+            else:
+                seconds = _v1_retention(data, self._retention_policy)
+        if seconds is None:
+            log.info(
+                "sink.retention_unknown",
+                sink=self.name,
+                url=self._display_url,
+                status=status,
+                reason=_clip(self._redact(_server_message(body))) or None,
+                note=f"cannot read the {what}; backfill is not clamped",
+            )
+            return None
+        if seconds <= 0:
+            log.debug("sink.retention", sink=self.name, target=self._target, retention="infinite")
+            return None
+        log.debug("sink.retention", sink=self.name, target=self._target, retention_s=seconds)
+        return seconds
 
     # -------------------------------------------------------------------- write
 

@@ -54,7 +54,7 @@ from collector.state import State
 from collector.vendors.base import VendorClient
 from collector.vendors.foxess import FoxessClient
 from collector.vendors.foxess.transport import FoxessTransport
-from tests.servers import InfluxServer, ServerUnavailableError
+from tests.servers import InfluxServer, ServerUnavailableError, VictoriaServer
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "contract-Key-5e1f0c9a7b2d4e6f"
@@ -291,6 +291,18 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
     """influxd 1.x for the whole contract suite; a missing binary fails the test."""
     try:
         server = InfluxServer(tmp_path_factory.mktemp("contract-influxd"), database=None)
+        server.start()
+    except ServerUnavailableError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaServer]:
+    """VictoriaMetrics (the v2 write API, no retention endpoint); a missing binary fails the test."""
+    try:
+        server = VictoriaServer(tmp_path_factory.mktemp("contract-victoria"))
         server.start()
     except ServerUnavailableError as err:
         pytest.fail(str(err), pytrace=False)

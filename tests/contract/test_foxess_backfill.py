@@ -13,36 +13,49 @@ spaces them 1.05 s apart). It proves, from the simulator's own records:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
+import time
 from collections import Counter
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+from structlog.testing import capture_logs
+
+from collector.app import App
+from collector.config import load_config
 from collector.simulators.foxess import FoxessQuirks
-from collector.simulators.plant import local_midnight
+from collector.simulators.plant import Plant, local_midnight
 from tests.contract.conftest import (
     HISTORY,
     KEY,
     ROOT,
     ZONE,
     RecordingSim,
+    SharedClock,
     SimThread,
     check_inverter_rows,
     cli_command,
     cli_env,
     collector_cli,
     config_text,
+    foxess_on,
     hybrid,
     one_site,
     pv_only,
+    rows,
     rows_by_device,
     wait_for,
     write_config,
 )
-from tests.servers import InfluxServer
+from tests.servers import InfluxServer, VictoriaServer
 
 SNS = ("60H3BF0000000001", "60H1BF0000000002", "60F3BF0000000003")
 DAYS = 30
@@ -128,3 +141,153 @@ def test_backfill_30_days_3_inverters_killed_halfway_is_complete_within_limits(
         times = [int(r["time"]) for r in stored[sn]]
         assert times == [u for u in truth.upload_times(sn, start, end) if u < end], sn
         check_inverter_rows(truth, sn, stored[sn], quirks=quirks.get(sn))
+
+
+SYDNEY = "Australia/Sydney"
+
+
+def test_backfill_since_is_the_same_day_for_the_daemon_and_the_command(tmp_path: Path) -> None:
+    """A source in Europe/Berlin whose plant is in Sydney: `backfill.since: DAY` (the daemon) and
+    `backfill --since DAY` (the command) both start at Sydney's midnight of DAY — the site's zone,
+    not the source's — and cut the same windows (the daemon stops at today's midnight, the command
+    goes on to now)."""
+    now = time.time()
+    today = datetime.fromtimestamp(now, ZoneInfo(SYDNEY)).date()
+    since = today - timedelta(days=3)
+    make = one_site([pv_only(SNS[2])], since - timedelta(days=5), zone=SYDNEY, site_id="site-sydney-1")
+
+    async def history_windows(daemon: bool) -> list[tuple[int, int]]:
+        clock = SharedClock(now)
+        sim = RecordingSim(make(), api_keys={KEY: None}, clock=clock)
+        url = await sim.start()
+        try:
+            name = "daemon" if daemon else "command"
+            extra = f"backfill: {{since: {since.isoformat()}}}\n" if daemon else ""
+            cfg = write_config(
+                tmp_path / f"{name}.yaml",
+                config_text(tmp_path / name, url, influx=None, timezone=ZONE, extra=extra),
+            )
+            app = App(load_config(cfg), clock=clock, vendors=foxess_on(clock))
+            if daemon:
+                await app.start()
+                try:
+                    rt = app.sources[0]
+                    assert await app._ensure_open(rt)
+                    assert [d.timezone for d in rt.devices] == [SYDNEY]
+                    assert await app._backfill_pass(rt) == ""
+                finally:
+                    await app.close()
+            else:
+                start = datetime.combine(since, datetime.min.time())
+                assert await app.backfill(source=None, device=None, since=start, until=None) == 0
+        finally:
+            await sim.stop()
+        return sorted((r.body["begin"] // 1000, r.body["end"] // 1000) for r in sim.requests_to(HISTORY))
+
+    by_daemon = asyncio.run(history_windows(daemon=True))
+    by_command = asyncio.run(history_windows(daemon=False))
+    days = [since + timedelta(days=i) for i in range(4)]
+    midnights = [local_midnight(SYDNEY, d) for d in days]
+    assert by_daemon == list(pairwise(midnights))
+    assert by_command[0][0] == by_daemon[0][0] == local_midnight(SYDNEY, since)
+    assert by_command[: len(by_daemon)] == by_daemon
+    assert len(by_command) == len(by_daemon) + 1 and by_command[-1][0] == midnights[-1]  # today, so far
+
+
+def _backfill_in_process(
+    tmp_path: Path, make: Callable[[], Plant], sink: str, since: date, *, daemon: bool = False
+) -> tuple[RecordingSim, list[dict[str, Any]], float]:
+    """`backfill --since SINCE` (or the daemon's pass with `backfill.since`) on a clock shared with
+    the simulator, starting now; the sink section is `sink` (YAML). Returns the simulator, the log
+    events and the start time."""
+    now = time.time()
+    clock = SharedClock(now)
+    sim = RecordingSim(make(), api_keys={KEY: None}, clock=clock)
+
+    async def scenario() -> list[dict[str, Any]]:
+        url = await sim.start()
+        try:
+            extra = f"backfill: {{since: {since.isoformat()}}}\n" if daemon else ""
+            text = sink + config_text(tmp_path / "state", url, influx=None, extra=extra)
+            app = App(
+                load_config(write_config(tmp_path / "cfg.yaml", text)), clock=clock, vendors=foxess_on(clock)
+            )
+            with capture_logs() as logs:
+                if daemon:
+                    await app.start()
+                    try:
+                        rt = app.sources[0]
+                        assert await app._ensure_open(rt)
+                        assert await app._backfill_pass(rt) == ""
+                        assert await app._flush()
+                    finally:
+                        await app.close()
+                else:
+                    start = datetime.combine(since, datetime.min.time())
+                    assert await app.backfill(source=None, device=None, since=start, until=None) == 0
+            return [dict(e) for e in logs]
+        finally:
+            await sim.stop()
+
+    return sim, asyncio.run(scenario()), now
+
+
+def _begins(sim: RecordingSim) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for r in sim.requests_to(HISTORY):
+        out.setdefault(r.body["sn"], []).append(r.body["begin"] // 1000)
+    return {sn: sorted(b) for sn, b in out.items()}
+
+
+@pytest.mark.parametrize("daemon", [False, True], ids=["command", "daemon"])
+def test_a_backfill_older_than_the_retention_skips_the_days_influxdb_would_drop(
+    tmp_path: Path, influxd: InfluxServer, influx_db: str, daemon: bool
+) -> None:
+    """A database whose default retention policy keeps 2 days: a 7-day backfill (the command, or
+    the daemon's `backfill.since`) asks no history for the days wholly older than that, says so in
+    one warning, and still fetches the day holding now − 2 d and the days after it."""
+    influxd.influxql(f'CREATE RETENTION POLICY "short" ON "{influx_db}" DURATION 2d REPLICATION 1 DEFAULT')
+    tz = ZoneInfo(ZONE)
+    today = datetime.now(tz).date()
+    since = today - timedelta(days=7)
+    make = one_site([pv_only(SNS[2]), hybrid(SNS[0])], since - timedelta(days=3))
+    sink = f"influxdb: {{url: {influxd.url}, api: v1, database: {influx_db}}}\n"
+    sim, logs, now = _backfill_in_process(tmp_path, make, sink, since, daemon=daemon)
+
+    first_kept = datetime.fromtimestamp(now - 2 * 86400, tz).date()
+    last = today - timedelta(days=1) if daemon else today  # the daemon goes up to today's midnight
+    kept = [local_midnight(ZONE, first_kept + timedelta(days=i)) for i in range((last - first_kept).days + 1)]
+    assert _begins(sim) == {SNS[2]: kept, SNS[0]: kept}  # nothing asked before the retention's day
+    warnings = [
+        e for e in logs if e["event"] == "backfill.clamped_to_retention" and e["log_level"] == "warning"
+    ]
+    assert len(warnings) == 1, warnings
+    assert (warnings[0]["source"], warnings[0]["requested"], warnings[0]["used"]) == (
+        "fox",
+        since.isoformat(),
+        first_kept.isoformat(),
+    )
+    # the days inside the retention landed (the part of the first day older than 2 d is dropped)
+    stored = {
+        int(r["time"])
+        for r in rows(influxd, influx_db, f'SELECT * FROM "inverter" WHERE "device" = \'{SNS[2]}\'')
+    }
+    truth = make()
+    inside = truth.upload_times(SNS[2], int(now - 2 * 86400) + 60, local_midnight(ZONE, today))
+    assert inside and set(inside) <= stored
+
+
+def test_victoriametrics_cannot_say_its_retention_so_the_backfill_is_not_clamped(
+    tmp_path: Path, victoria: VictoriaServer
+) -> None:
+    """VictoriaMetrics (api v2) has no /api/v2/buckets: the sink's retention is unknown, the
+    backfill goes on over the whole range, with no warning."""
+    tz = ZoneInfo(ZONE)
+    today = datetime.now(tz).date()
+    since = today - timedelta(days=4)
+    make = one_site([pv_only(SNS[2])], since - timedelta(days=3))
+    sink = f"influxdb: {{url: {victoria.url}, api: v2, org: home, bucket: solar, token: t0ken}}\n"
+    sim, logs, _ = _backfill_in_process(tmp_path, make, sink, since)
+    assert _begins(sim) == {SNS[2]: [local_midnight(ZONE, since + timedelta(days=i)) for i in range(5)]}
+    assert not [e for e in logs if e["event"] == "backfill.clamped_to_retention"]
+    assert [e["status"] for e in logs if e["event"] == "sink.retention_unknown"] == [400]

@@ -12,12 +12,14 @@ import time
 
 import aiohttp
 import pytest
+from aiohttp import web
+from structlog.testing import capture_logs
 
 from collector.errors import SinkAuthError, SinkRetryableError
 from collector.schema.point import Point
 from collector.sinks.base import EncodedSink, Sink, WriteReport
-from collector.sinks.influxdb import InfluxSink, parse_retry_after
-from tests.servers import InfluxServer, VictoriaServer
+from collector.sinks.influxdb import InfluxSink, parse_go_duration, parse_retry_after
+from tests.servers import InfluxServer, VictoriaServer, free_port
 from tests.sinks.conftest import ADMIN, AUTH_MAX_BODY, READER, Peer, Reply, Request, run
 
 T0 = 1_700_000_000
@@ -325,3 +327,122 @@ def test_the_sink_does_not_hold_the_loop_between_writes() -> None:
         await asyncio.sleep(0)
 
     run(main())
+
+
+# ------------------------------------------------------------------ retention
+
+
+async def ask_retention(sink: InfluxSink) -> float | None:
+    await sink.open(None)
+    try:
+        return await sink.retention()
+    finally:
+        await sink.close()
+
+
+def test_v1_retention_is_the_default_policy_and_asked_once(influxd: InfluxServer, influx_db: str) -> None:
+    influxd.influxql(f'CREATE RETENTION POLICY "short" ON "{influx_db}" DURATION 2d REPLICATION 1 DEFAULT')
+    sink = InfluxSink(influxd.url, "v1", database=influx_db)
+
+    async def twice() -> tuple[float | None, float | None]:
+        await sink.open(None)
+        try:
+            first = await sink.retention()
+            # changed on the server: the sink does not ask again in this process
+            influxd.influxql(f'ALTER RETENTION POLICY "short" ON "{influx_db}" DURATION 3d')
+            return first, await sink.retention()
+        finally:
+            await sink.close()
+
+    assert run(twice()) == (2 * 86400, 2 * 86400)
+
+
+def test_v1_retention_follows_the_configured_policy(influxd: InfluxServer, influx_db: str) -> None:
+    influxd.influxql(f'CREATE RETENTION POLICY "week" ON "{influx_db}" DURATION 7d REPLICATION 1')
+    assert run(ask_retention(InfluxSink(influxd.url, "v1", database=influx_db, retention_policy="week"))) == (
+        7 * 86400
+    )
+    # autogen (the default here) is infinite ("0s"): nothing to clamp to
+    assert run(ask_retention(InfluxSink(influxd.url, "v1", database=influx_db))) is None
+    assert (
+        run(ask_retention(InfluxSink(influxd.url, "v1", database=influx_db, retention_policy="nope"))) is None
+    )
+
+
+def test_v1_retention_of_a_missing_database_is_unknown(influxd: InfluxServer) -> None:
+    assert run(ask_retention(InfluxSink(influxd.url, "v1", database="no_such_db"))) is None
+
+
+def test_v1_retention_uses_the_writers_credentials_and_never_logs_them(influxd_auth: InfluxServer) -> None:
+    influxd_auth.influxql('CREATE RETENTION POLICY "auth_rp" ON "solar" DURATION 3h REPLICATION 1')
+    user, password = ADMIN
+    ok = InfluxSink(
+        influxd_auth.url, "v1", database="solar", retention_policy="auth_rp", username=user, password=password
+    )
+    assert run(ask_retention(ok)) == 3 * 3600
+    refused = InfluxSink(
+        influxd_auth.url,
+        "v1",
+        database="solar",
+        retention_policy="auth_rp",
+        username=user,
+        password="wrong-S3cret",
+    )
+    with capture_logs() as logs:
+        assert run(ask_retention(refused)) is None  # 401: go on unclamped
+    assert [e["status"] for e in logs if e["event"] == "sink.retention_unknown"] == [401]
+    assert "wrong-S3cret" not in repr(logs)
+
+
+def test_victoriametrics_has_no_retention_endpoint(victoria: VictoriaServer) -> None:
+    assert (
+        run(ask_retention(InfluxSink(victoria.url, "v2", org="home", bucket="solar", token="t0ken"))) is None
+    )
+    assert run(ask_retention(InfluxSink(victoria.url, "v1", database="solar"))) is None  # /query: no policies
+
+
+def test_an_unreachable_server_has_no_retention() -> None:
+    from tests.servers import free_port
+
+    assert run(ask_retention(InfluxSink(f"http://127.0.0.1:{free_port()}", "v1", database="x"))) is None
+
+
+def test_v2_retention_from_the_bucket_with_the_token() -> None:
+    """InfluxDB 2.x's answer shape (docs: GET /api/v2/buckets), from a scripted server."""
+    seen: list[tuple[str, dict[str, str], str | None]] = []
+
+    async def buckets(request: web.Request) -> web.Response:
+        seen.append((request.path, dict(request.query), request.headers.get("Authorization")))
+        every = {"solar": 259200, "forever": 0}.get(request.query["name"])
+        if every is None:
+            return web.json_response({"code": "not found", "message": "bucket not found"}, status=404)
+        rules = [{"type": "expire", "everySeconds": every, "shardGroupDurationSeconds": 86400}]
+        return web.json_response(
+            {"buckets": [{"id": "b1", "name": request.query["name"], "retentionRules": rules}]}
+        )
+
+    async def scenario() -> list[float | None]:
+        app = web.Application()
+        app.router.add_get("/api/v2/buckets", buckets)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            url = f"http://127.0.0.1:{port}"
+            return [
+                await ask_retention(InfluxSink(url, "v2", org="home", bucket=b, token="t0ken"))
+                for b in ("solar", "forever", "missing")
+            ]
+        finally:
+            await runner.cleanup()
+
+    assert run(scenario()) == [3 * 86400, None, None]
+    assert seen[0] == ("/api/v2/buckets", {"name": "solar", "org": "home"}, "Token t0ken")
+
+
+def test_go_durations() -> None:
+    assert parse_go_duration("48h0m0s") == 172800
+    assert parse_go_duration("0s") == 0
+    assert parse_go_duration("1h30m") == 5400
+    assert parse_go_duration("forever") is None
