@@ -71,8 +71,13 @@ def pick_serial(now: float) -> str:
 
 def log_events(path: Path) -> list[dict[str, Any]]:
     """The daemon's JSON log lines so far (a half-written last line is skipped)."""
+    return json_lines(path.read_text(errors="replace"))
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON objects among the lines of a log (`log_format: json`); others are skipped."""
     out = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         try:
             event = json.loads(line)
         except ValueError:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from collector.state import State
 from collector.vendors.base import VendorClient
 from collector.vendors.foxess import FoxessClient
 from collector.vendors.foxess.transport import FoxessTransport
+from tests.daemon import json_lines
 from tests.servers import InfluxServer, ServerUnavailableError, VictoriaServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,17 +269,21 @@ def collector_cli(args: Sequence[str], *, timeout: float = 120) -> subprocess.Co
     )
 
 
+def spawn_collector(args: Sequence[str]) -> subprocess.Popen[str]:
+    """``solar-collector ARGS`` in the background, its log (stderr) captured."""
+    return subprocess.Popen(
+        cli_command(args),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=ROOT,
+    )
+
+
 def log_events(stderr: str) -> list[dict[str, Any]]:
     """The JSON log lines of a CLI run (``log_format: json``)."""
-    out = []
-    for line in stderr.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            out.append(event)
-    return out
+    return json_lines(stderr)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -36,14 +35,11 @@ from collector.simulators.plant import Plant, local_midnight
 from tests.contract.conftest import (
     HISTORY,
     KEY,
-    ROOT,
     ZONE,
     RecordingSim,
     SharedClock,
     SimThread,
     check_inverter_rows,
-    cli_command,
-    cli_env,
     collector_cli,
     config_text,
     foxess_on,
@@ -52,6 +48,7 @@ from tests.contract.conftest import (
     pv_only,
     rows,
     rows_by_device,
+    spawn_collector,
     wait_for,
     write_config,
 )
@@ -98,14 +95,7 @@ def test_backfill_30_days_3_inverters_killed_halfway_is_complete_within_limits(
             config_text(tmp_path / "state", served.url, influx=(influxd.url, influx_db)),
         )
         args = ["backfill", "--since", since.isoformat(), "--until", until.isoformat(), "-c", str(cfg)]
-        first = subprocess.Popen(
-            cli_command(args),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-            cwd=ROOT,
-        )
+        first = spawn_collector(args)
         try:
             wait_for(lambda: len(windows()) >= len(expected) // 2, 120, "half of the history calls")
             os.kill(first.pid, signal.SIGKILL)

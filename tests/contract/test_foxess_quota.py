@@ -16,17 +16,15 @@ from pathlib import Path
 from collector.simulators.foxess import FoxessLimits
 from tests.contract.conftest import (
     KEY,
-    ROOT,
     RecordingSim,
     SimThread,
-    cli_command,
-    cli_env,
     collector_cli,
     config_text,
     hybrid,
     log_events,
     one_site,
     rows,
+    spawn_collector,
     write_config,
 )
 from tests.servers import InfluxServer
@@ -37,14 +35,7 @@ RUN_SECONDS = 30
 
 def run_for(cfg: Path, seconds: float) -> str:
     """`solar-collector run` for `seconds` (it must stay up that long), then SIGTERM; its log."""
-    proc = subprocess.Popen(
-        cli_command(["run", "-c", str(cfg)]),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        cwd=ROOT,
-    )
+    proc = spawn_collector(["run", "-c", str(cfg)])
     try:
         try:
             proc.wait(timeout=seconds)
