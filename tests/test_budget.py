@@ -430,6 +430,10 @@ def test_state_of_the_previous_release_keeps_its_counts(tmp_path: Path) -> None:
     acct = BudgetBook(state, clock).account(FOX, CREDS, Limits(per_second=1, per_day=1440))
     # 5 own calls + the account-level one (its copy, priority 2, is not counted twice)
     assert acct.usage()[f"{key}/A"]["per_day"][0] == 6
+    # and the file was rebuilt without the old log, in small pages (fewer bytes per commit)
+    check = sqlite3.connect(tmp_path / "state.db")
+    assert check.execute("PRAGMA page_size").fetchone()[0] == 1024
+    assert check.execute("SELECT count(*) FROM sqlite_master WHERE name = 'calls'").fetchone()[0] == 0
 
 
 def test_a_late_send_pushes_the_next_call_back(tmp_path: Path) -> None:
