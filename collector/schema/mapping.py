@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from collector.log import get_logger
 from collector.schema.fields import FieldSpec, FieldType, SchemaError, check_tags, measurement_spec
 from collector.schema.point import FieldValue, Point
 from collector.schema.timeparse import TimeParseError, parse_zone, to_utc_seconds
@@ -62,6 +63,8 @@ __all__ = [
     "parse_zone",
     "to_utc_seconds",
 ]
+
+_log = get_logger("collector.mapping")
 
 Kind = Literal["gauge", "counter", "code", "text"]
 KINDS: tuple[Kind, ...] = ("gauge", "counter", "code", "text")
@@ -234,6 +237,10 @@ class MappingStats:
     `skipped` counts by reason (see SKIP_REASONS); `detail` by (reason, vendor
     key); `mapped` counts field values written, `points` points returned and
     `empty_points` the calls that returned None.
+
+    `drops` lists the whole records refused before any value was read (no data
+    time, an unreadable one, a device that was not asked for), as (device,
+    reason, detail); see `drop_record`.
     """
 
     mapped: int = 0
@@ -241,11 +248,29 @@ class MappingStats:
     empty_points: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     detail: Counter[tuple[str, str]] = field(default_factory=Counter)
+    drops: list[tuple[str, str, str]] = field(default_factory=list)
 
     def skip(self, reason: str, source: str) -> None:
         """Count one value left out."""
         self.skipped[reason] += 1
         self.detail[(reason, source)] += 1
+
+    def drop_record(self, device: str, reason: str, detail: str) -> None:
+        """Refuse a whole record: one log line naming the device and the reason, and counted.
+
+        `reason` is a short key (`no_time`, `bad_time`, `not_requested`); `detail` says it
+        in words. The record is counted in `skipped` (by reason and device, for the
+        summary line) and in `records_dropped`; a vendor's `skipped_values` count leaves
+        it out, so a record is counted once, as a record (issue #7 §4).
+        """
+        self.skip(reason, device)
+        self.drops.append((device, reason, detail))
+        _log.warning("mapping.record_dropped", device=device, reason=reason, detail=detail)
+
+    @property
+    def records_dropped(self) -> int:
+        """Whole records refused (see `drop_record`)."""
+        return len(self.drops)
 
     @property
     def total_skipped(self) -> int:
@@ -263,6 +288,7 @@ class MappingStats:
         self.empty_points += other.empty_points
         self.skipped.update(other.skipped)
         self.detail.update(other.detail)
+        self.drops.extend(other.drops)
         return self
 
     def __add__(self, other: MappingStats) -> MappingStats:

@@ -315,6 +315,7 @@ class FoxessClient:
             for record in records:
                 dev = by_sn.get(record.device_sn)
                 if dev is None or dev.sn not in wanted:
+                    stats.drop_record(record.device_sn, "not_requested", "a device the request did not name")
                     continue
                 for snap in snapshots_from_real([record], tz=self._tz(dev), stats=stats):
                     data_times.append(snap.time)
@@ -335,6 +336,7 @@ class FoxessClient:
             messages = await self._fault_messages(fetch=result.error is None)
             result.points += fault_points(events, messages, lambda sn: self._tags(by_sn[sn]), stats)
         result.skipped_values = reportable_skips(stats) + dropped
+        result.records_dropped = stats.records_dropped
         result.next_data_at = next_upload(
             data_times, self._clock.time(), period=UPLOAD_PERIOD, lag=UPLOAD_LAG
         )
@@ -567,14 +569,21 @@ class FoxessClient:
         stats = MappingStats()
         result = PollResult()
         tags = self._tags(device)
-        for snap in snapshots_from_history(read_history(raw, HISTORY_PATH), tz=self._tz(device), stats=stats):
-            if snap.device_sn != device.sn or not start <= snap.time < end:
+        records = []
+        for rec in read_history(raw, HISTORY_PATH):
+            if rec.device_sn != device.sn:
+                stats.drop_record(rec.device_sn, "not_requested", "a device the request did not name")
+            else:
+                records.append(rec)
+        for snap in snapshots_from_history(records, tz=self._tz(device), stats=stats):
+            if not start <= snap.time < end:
                 continue
             point = inverter_point(snap, tags, stats)
             if point is not None:
                 result.points.append(point)
                 result.latest[device.sn] = max(result.latest.get(device.sn, 0), snap.time)
         result.skipped_values = reportable_skips(stats)
+        result.records_dropped = stats.records_dropped
         return result
 
     # -- side calls: fault table, access count ----------------------------------------------------

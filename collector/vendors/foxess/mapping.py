@@ -17,9 +17,10 @@ field notes (research/foxess.md) or the doc (vendor-docs/foxess-open-api.txt).
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -386,15 +387,29 @@ def _time(text: str | None, tz: str | None) -> int:
 
 
 def snapshots_from_real(
-    records: Iterable[RealRecord], *, tz: str | None, stats: MappingStats
+    records: Iterable[RealRecord],
+    *,
+    tz: str | None,
+    stats: MappingStats,
+    wanted: Collection[str] | None = None,
 ) -> list[Snapshot]:
-    """One snapshot per device with a readable data time (an unreadable one is counted and skipped)."""
+    """One snapshot per device with a readable data time.
+
+    A record without a data time, with an unreadable one, or (with `wanted`) of a device
+    the request did not name is refused whole: `stats.drop_record` logs and counts it.
+    """
     out: list[Snapshot] = []
     for rec in records:
+        if wanted is not None and rec.device_sn not in wanted:
+            stats.drop_record(rec.device_sn, "not_requested", "a device the request did not name")
+            continue
+        if rec.time is None:
+            stats.drop_record(rec.device_sn, "no_time", "no data time in the record")
+            continue
         try:
             ts = _time(rec.time, tz)
         except TimeParseError:
-            stats.skip("bad_time", rec.device_sn)
+            stats.drop_record(rec.device_sn, "bad_time", f"unreadable data time {rec.time!r}")
             continue
         raw_values: dict[str, Any] = {}
         raw_units: dict[str, str | None] = {}
@@ -589,8 +604,9 @@ def reportable_skips(stats: MappingStats) -> int:
     """Values left out that the vendor did send (null, empty, unusable): not `missing` ones.
 
     A single-string inverter simply has no pv2…pv18 variables; that is not a data problem.
+    Whole records refused are not values: they are counted in `stats.records_dropped`.
     """
-    return stats.total_skipped - stats.skipped.get("missing", 0)
+    return stats.total_skipped - stats.skipped.get("missing", 0) - stats.records_dropped
 
 
 def next_upload(data_times: Iterable[int], now: float, *, period: float, lag: float) -> float | None:
@@ -614,22 +630,64 @@ def next_upload(data_times: Iterable[int], now: float, *, period: float, lag: fl
 # -- saved-response parsers (`solar-collector parse`) ----------------------------------------------
 
 
+def _requested_sns(request: str | None) -> set[str] | None:
+    """The serials a saved real-time / history request body names (`sns`, `sn`); None: any."""
+    if request is None:
+        return None
+    try:
+        body = json.loads(request)
+    except ValueError as err:
+        raise ValueError(f"the request body is not JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise ValueError("the request body is not a JSON object")
+    sns = body.get("sns")
+    if isinstance(sns, list):
+        return {str(sn) for sn in sns}
+    if isinstance(body.get("sn"), str):
+        return {body["sn"]}
+    return None
+
+
 def parse_real(
-    raw_text: str, *, tz: str | None = "UTC", request: str | None = None, source: str = "", site: str = ""
+    raw_text: str,
+    *,
+    tz: str | None = "UTC",
+    request: str | None = None,
+    source: str = "",
+    site: str = "",
+    stats: MappingStats | None = None,
 ) -> list[Point]:
-    """A saved v0/v1 real-time answer → `inverter` points (`parse --endpoint real`)."""
-    stats = MappingStats()
-    snaps = snapshots_from_real(read_real(result_of(raw_text, endpoint="real/query")), tz=tz, stats=stats)
+    """A saved v0/v1 real-time answer → `inverter` points (`parse --endpoint real`).
+
+    With `request` (the body sent), devices it did not name are refused. Refused records
+    are in `stats.drops` when `stats` is given (the CLI reports them and exits 1).
+    """
+    stats = MappingStats() if stats is None else stats
+    records = read_real(result_of(raw_text, endpoint="real/query"))
+    snaps = snapshots_from_real(records, tz=tz, stats=stats, wanted=_requested_sns(request))
     return _points(snaps, source, site, stats)
 
 
 def parse_history(
-    raw_text: str, *, tz: str | None = "UTC", request: str | None = None, source: str = "", site: str = ""
+    raw_text: str,
+    *,
+    tz: str | None = "UTC",
+    request: str | None = None,
+    source: str = "",
+    site: str = "",
+    stats: MappingStats | None = None,
 ) -> list[Point]:
     """A saved history answer → `inverter` points, oldest first (`parse --endpoint history`)."""
-    stats = MappingStats()
+    stats = MappingStats() if stats is None else stats
     records = read_history(result_of(raw_text, endpoint="history/query"))
-    return _points(snapshots_from_history(records, tz=tz, stats=stats), source, site, stats)
+    wanted = _requested_sns(request)
+    kept = []
+    for rec in records:
+        if wanted is not None and rec.device_sn not in wanted:
+            stats.drop_record(rec.device_sn, "not_requested", "a device the request did not name")
+        else:
+            kept.append(rec)
+    return _points(snapshots_from_history(kept, tz=tz, stats=stats), source, site, stats)
 
 
 def parse_report(
@@ -640,6 +698,7 @@ def parse_report(
     source: str = "",
     site: str = "",
     now: int | None = None,
+    stats: MappingStats | None = None,
 ) -> list[Point]:
     """A saved report answer and its request body → `energy` points (`parse --endpoint report`).
 
@@ -651,7 +710,12 @@ def parse_report(
     req = read_report_request(request)
     series = read_report(result_of(raw_text, endpoint="report/query"))
     return map_report(
-        series, req, tz=tz or "UTC", tags=device_tags(source, site, req.sn), stats=MappingStats(), now=now
+        series,
+        req,
+        tz=tz or "UTC",
+        tags=device_tags(source, site, req.sn),
+        stats=MappingStats() if stats is None else stats,
+        now=now,
     )
 
 

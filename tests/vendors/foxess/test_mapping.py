@@ -239,3 +239,12 @@ def test_next_upload() -> None:
     # A device offline for an hour tells nothing.
     assert next_upload([1000], 1000 + 3600, period=300, lag=20) is None
     assert next_upload([], 1000, period=300, lag=20) is None
+
+
+def test_a_device_the_request_did_not_name_is_dropped_and_said() -> None:
+    stats = MappingStats()
+    raw = (CASES / "real_v1_fault" / "response.json").read_text()
+    points = parse_real(raw, tz="UTC", request='{"sns": ["TESTSN0000A0001"]}', stats=stats)
+    assert [p.tags["device"] for p in points] == ["TESTSN0000A0001"]
+    assert [(d, r) for d, r, _ in stats.drops] == [("TESTSN0000B0002", "not_requested")]
+    assert stats.records_dropped == 1 and reportable_skips(stats) == 0
