@@ -19,7 +19,9 @@ fields) — and calls `apply` with the raw payload. `apply`:
   int (`3`, `"3"`, `3.0`, `"3.0"`, and JSON booleans as 1/0), text to a stripped
   str (ints are written as their decimal string);
 * converts the value from the row's vendor unit (or the per-value unit given
-  by `unit_of`) into the catalogue unit of the target field (`units.convert`);
+  by `unit_of`) into the catalogue unit of the target field (`units.convert`),
+  then rounds it to the row's `quantum` (the vendor's resolution, in the row's
+  unit) where the row gives one, else keeps 12 significant digits;
 * returns a `Point`, or None when no field survived.
 
 Gauge vs counter is documentation (for the vendor pages and reviewers); both
@@ -45,7 +47,7 @@ from collector.log import get_logger
 from collector.schema.fields import FieldSpec, FieldType, SchemaError, check_tags, measurement_spec
 from collector.schema.point import FieldValue, Point
 from collector.schema.timeparse import TimeParseError, parse_zone, to_utc_seconds
-from collector.schema.units import Unit, UnitError, convert, parse_unit, tidy
+from collector.schema.units import Unit, UnitError, convert, parse_unit, quantize, quantum_in, tidy
 
 __all__ = [
     "ABSENT_REASONS",
@@ -102,6 +104,10 @@ class FieldMap:
     for odd cases, receives the raw value (never None or blank) and returns a
     new raw value that then goes through the usual coercion and conversion;
     returning None leaves the field out (counted as `null`).
+
+    `quantum` is the vendor's resolution in the row's unit (`"0.1"` for a 0.1-kWh
+    register, `"0.001"` for kW with three decimals): the converted value is rounded
+    to it (0.09999999999990905 kWh → 100 Wh). None: unknown, 12 significant digits.
     """
 
     source: str
@@ -109,6 +115,7 @@ class FieldMap:
     unit: str | None = None
     kind: Kind = "gauge"
     transform: Callable[[Any], Any] | None = None
+    quantum: str | None = None
 
     def __post_init__(self) -> None:
         if not self.source or not self.target:
@@ -135,6 +142,7 @@ class SplitMap:
     negative: str
     unit: str | None = None
     invert: bool = False
+    quantum: str | None = None
 
     def __post_init__(self) -> None:
         if not self.source or not self.positive or not self.negative:
@@ -164,12 +172,14 @@ class MappingTable:
     rows: Sequence[Row]
     _specs: Mapping[str, FieldSpec] = field(default_factory=dict, init=False, repr=False, compare=False)
     _units: Mapping[str, Unit] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _quanta: Mapping[str, Decimal] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", tuple(self.rows))
         mspec = measurement_spec(self.measurement)
         specs: dict[str, FieldSpec] = {}
         units: dict[str, Unit] = {}
+        quanta: dict[str, Decimal] = {}
         for row in self.rows:
             if not isinstance(row, (FieldMap, SplitMap)):
                 raise SchemaError(f"{self.measurement}: a row must be a FieldMap or SplitMap, got {row!r}")
@@ -207,9 +217,17 @@ class MappingTable:
                             f"{spec.unit} ({self.measurement}.{target})"
                         )
                     units[target] = unit
+                if row.quantum is not None:
+                    if spec.unit is None and row.unit is None and kind in ("gauge", "counter"):
+                        quanta[target] = _quantum(row, "1", "1")  # a unitless gauge (power factor)
+                    elif spec.unit is None or kind in ("code", "text"):
+                        raise SchemaError(f"row {row.source!r}: a quantum needs a numeric field with a unit")
+                    else:
+                        quanta[target] = _quantum(row, row.unit or spec.unit, spec.unit)
                 specs[target] = spec
         object.__setattr__(self, "_specs", specs)
         object.__setattr__(self, "_units", units)
+        object.__setattr__(self, "_quanta", quanta)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -228,6 +246,18 @@ class MappingTable:
     def unit(self, target: str) -> Unit | None:
         """The parsed vendor unit the table declares for a target (None: no conversion)."""
         return self._units.get(target)
+
+    def quantum(self, target: str) -> Decimal | None:
+        """The step a target's values are rounded to, in the schema unit (None: 12 digits)."""
+        return self._quanta.get(target)
+
+
+def _quantum(row: Row, from_unit: str, to_unit: str) -> Decimal:
+    assert row.quantum is not None
+    try:
+        return quantum_in(row.quantum, from_unit, to_unit)
+    except UnitError as err:
+        raise SchemaError(f"row {row.source!r}: {err}") from err
 
 
 @dataclass
@@ -429,10 +459,13 @@ def _number_in(
             raise _Skip("unit") from None
         if not math.isfinite(number):
             raise _Skip("not_finite")
-        return number
-    # No conversion: still drop the vendor's binary float noise (28.700000000000003 °C),
-    # to the same 12 significant digits that conversions keep.
-    return tidy(number)
+    else:
+        # No conversion: still drop the vendor's binary float noise (28.700000000000003 °C),
+        # to the same 12 significant digits that conversions keep.
+        number = tidy(number)
+    # Round to what the vendor measures, not to 12 digits (issue #7 §3).
+    step = table.quantum(target)
+    return number if step is None else quantize(number, step)
 
 
 def as_number(value: Any) -> float | None:

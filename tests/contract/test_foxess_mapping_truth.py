@@ -18,6 +18,8 @@ from structlog.testing import capture_logs
 
 from collector.app import App
 from collector.config import load_config
+from collector.schema.units import convert
+from collector.simulators.base import Call
 from collector.simulators.plant import local_time
 from tests.contract.conftest import (
     KEY,
@@ -41,6 +43,8 @@ DAY = date(2026, 6, 17)
 NOON = local_time(ZONE, DAY, 12, 0)
 PLANT = one_site([hybrid(HYB), pv_only(PVO)], DAY - timedelta(days=5))
 
+REGISTER = 12345.6  # kWh: a lifetime total of a few years
+
 Shape = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
@@ -49,15 +53,36 @@ class ShapedSim(RecordingSim):
 
     shape: Shape | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.report_values: list[float] = []  # every number the report endpoint answered
+
     def _device_real(self, sn: str, now: float, wanted: list[str] | None) -> dict[str, Any]:
         record = super()._device_real(sn, now, wanted)
         return self.shape(sn, record) if self.shape is not None else record
 
+    async def _report(self, call: Call) -> Any:
+        result = await super()._report(call)
+        for series in result:
+            # The cloud's bucket is a difference of two lifetime 0.1-kWh totals in float
+            # arithmetic; on a plant with years of counts that leaves the captured noise
+            # (12345.6 + 0.7 - 12345.6 = 0.7000000000007276). The simulator's plant is days old.
+            series["values"] = [
+                (REGISTER + v) - REGISTER if isinstance(v, float) and 0 < v < 1e6 else v
+                for v in series["values"]
+            ]
+            self.report_values += [v for v in series["values"] if isinstance(v, float)]
+        return result
+
 
 def live_poll(
-    tmp_path: Path, influxd: InfluxServer, db: str, shape: Shape
+    tmp_path: Path,
+    influxd: InfluxServer,
+    db: str,
+    shape: Shape | None,
+    streams: tuple[str, ...] = ("live",),
 ) -> tuple[list[MutableMapping[str, Any]], ShapedSim]:
-    """One `live` poll with `shape` applied, the self-metrics point, a flush; the captured logs."""
+    """One poll of each stream with `shape` applied, the self-metrics point, a flush; the logs."""
     clock = SharedClock(NOON)
     sim = ShapedSim(PLANT(), api_keys={KEY: None}, clock=clock)
     sim.shape = shape
@@ -71,7 +96,8 @@ def live_poll(
         await app.start()
         try:
             with capture_logs() as logs:
-                assert await app.poll(app.sources[0], "live") is True
+                for stream in streams:
+                    assert await app.poll(app.sources[0], stream) is True, stream
             await app.self_metrics()
             assert app.forwarder is not None and await app.forwarder.flush(10)
             return logs
@@ -108,3 +134,28 @@ def test_a_record_without_time_is_logged_counted_and_not_written(
     [metrics] = rows(influxd, influx_db, 'SELECT * FROM "collector"')
     assert metrics["records_dropped"] == 1
     assert metrics["skipped_values"] == 0  # counted once, as a record
+
+
+# ------------------------------------------------------------------------------------------------
+# §3: round to what the vendor measures
+
+
+def test_report_and_live_values_land_rounded_to_the_vendors_resolution(
+    tmp_path: Path, influxd: InfluxServer, influx_db: str
+) -> None:
+    _, sim = live_poll(tmp_path, influxd, influx_db, None, streams=("live", "energy"))
+    # The simulator's report values are 0.1-kWh register deltas with float noise, like the cloud's.
+    noisy = [v for v in sim.report_values if convert(v, "kWh", "Wh") % 100]  # noise 12 digits keep
+    assert noisy, "the simulator sent no float noise: the test would prove nothing"
+    energy = rows(influxd, influx_db, 'SELECT * FROM "energy"')
+    values = [v for row in energy for k, v in field_values(row).items() if k.endswith("_wh")]
+    assert len(values) > 24
+    assert all(float(v) % 100 == 0 for v in values), [v for v in values if float(v) % 100]
+    inverter = rows(influxd, influx_db, 'SELECT * FROM "inverter"')
+    assert inverter
+    for row in inverter:
+        for name, value in field_values(row).items():
+            if name.endswith("_power_w"):  # kW with 3 decimals → whole W
+                assert float(value).is_integer(), (name, value)
+            if name.endswith("_energy_total_wh") and name != "battery_throughput_energy_total_wh":
+                assert float(value) % 100 == 0, (name, value)  # 0.1-kWh registers

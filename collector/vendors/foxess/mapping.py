@@ -144,12 +144,29 @@ def _first_fault(value: Any) -> int | None:
 # -- the inverter table -------------------------------------------------------------------------
 
 
-def _gauge(source: str, target: str, unit: str | None) -> FieldMap:
-    return FieldMap(source, target, unit, "gauge", _ceiling)
+#: The vendor's resolution (issue #7 §3), in the row's unit. Powers are kW with three
+#: decimals (a 1-W register × 0.001: `1.8559999999999999`); counters, report and generation
+#: values come from 0.1-kWh registers (research/foxess.md §5: "Report/generation/counters are
+#: kWh with 0.1 kWh resolution"). Where a real answer shows a finer step, it wins:
+#: `energyThroughput` 1381.765 (§5, foxessprom) → 0.001 kWh; `ResidualEnergy` is sent in
+#: 0.01 kWh (§5: 236.0 "0.01kWh") → 0.01 kWh. Other rows: no step known, 12 digits.
+KW_STEP = "0.001"
+REGISTER_STEP = "0.1"
 
 
-def _counter(source: str, target: str, unit: str) -> FieldMap:
-    return FieldMap(source, target, unit, "counter", _ceiling)
+def _gauge(source: str, target: str, unit: str | None, quantum: str | None = None) -> FieldMap:
+    if quantum is None and unit in ("kW", "kvar"):
+        quantum = KW_STEP
+    return FieldMap(source, target, unit, "gauge", _ceiling, quantum)
+
+
+def _counter(source: str, target: str, unit: str, quantum: str = REGISTER_STEP) -> FieldMap:
+    return FieldMap(source, target, unit, "counter", _ceiling, quantum)
+
+
+def _split(source: str, positive: str, negative: str) -> SplitMap:
+    """A signed kW value split by its sign (kW with three decimals)."""
+    return SplitMap(source, positive, negative, "kW", quantum=KW_STEP)
 
 
 _PHASES = (("R", "a"), ("S", "b"), ("T", "c"))
@@ -170,10 +187,10 @@ INVERTER_ROWS: tuple[Row, ...] = (
     _gauge("loadsPower", "load_power_w", "kW"),
     # meterPower: positive = import, negative = export (§5: equals gridConsumptionPower in
     # three fixtures, −0.588 while feedinPower 0.588 in com.foxess foxEssPointMap.js).
-    SplitMap("meterPower", "grid_import_power_w", "grid_export_power_w", "kW"),
+    _split("meterPower", "grid_import_power_w", "grid_export_power_w"),
     # invBatPower: positive = discharge, negative = charge (§5: batpred, foxess-ha README,
     # foxessprom fixture invBatPower 0.473 with batDischargePower 0.473).
-    SplitMap("invBatPower", "battery_discharge_power_w", "battery_charge_power_w", "kW"),
+    _split("invBatPower", "battery_discharge_power_w", "battery_charge_power_w"),
     _gauge("SoC", "battery_soc_pct", "%"),
     _gauge("SOH", "battery_soh_pct", "%"),
     # Inverter-side battery voltage/current: the BMS-side batCurrent is unreliable (§5).
@@ -182,7 +199,7 @@ INVERTER_ROWS: tuple[Row, ...] = (
     _gauge("invBatCurrent", "battery_current_a", "A"),
     _gauge("batTemperature", "battery_temperature_c", "°C"),
     # Doc: kWh; real answers label it 0.01kWh / 0.1kWh / kWh — the per-value unit wins (§5).
-    _gauge("ResidualEnergy", "battery_residual_energy_wh", "kWh"),
+    _gauge("ResidualEnergy", "battery_residual_energy_wh", "kWh", "0.01"),
     _gauge("epsPower", "eps_power_w", "kW"),
     _gauge("ReactivePower", "reactive_power_var", "kvar"),
     _gauge("PowerFactor", "power_factor", None),
@@ -204,19 +221,19 @@ INVERTER_ROWS: tuple[Row, ...] = (
     _counter("loads", "load_energy_total_wh", "kWh"),
     # Labelled Wh (doc; foxessprom 1381.765 "Wh") or kWh (batpred 2025: 2255.872) — the
     # magnitude is kWh either way (§5; foxess-ha PR#257): UNIT_OVERRIDES ignores the label.
-    _counter("energyThroughput", "battery_throughput_energy_total_wh", "kWh"),
+    _counter("energyThroughput", "battery_throughput_energy_total_wh", "kWh", "0.001"),
     *(_gauge(f"epsVolt{p}", f"eps_phase_{x}_voltage_v", "V") for p, x in _PHASES),
     *(_gauge(f"epsCurrent{p}", f"eps_phase_{x}_current_a", "A") for p, x in _PHASES),
     *(_gauge(f"epsPower{p}", f"eps_phase_{x}_power_w", "kW") for p, x in _PHASES),
     *(_gauge(f"loadsPower{p}", f"load_phase_{x}_power_w", "kW") for p, x in _PHASES),
     # Same convention as meterPower (assumed, §5: "meterPowerR/S/T follow the same convention").
     *(
-        SplitMap(f"meterPower{p}", f"grid_phase_{x}_import_power_w", f"grid_phase_{x}_export_power_w", "kW")
+        _split(f"meterPower{p}", f"grid_phase_{x}_import_power_w", f"grid_phase_{x}_export_power_w")
         for p, x in _PHASES
     ),
     # CT2 on an external generator: negative while it generates (§5: TonyM invert_ct2=1),
     # i.e. the meterPower convention — negative is energy flowing out past the meter.
-    SplitMap("meterPower2", "meter2_import_power_w", "meter2_export_power_w", "kW"),
+    _split("meterPower2", "meter2_import_power_w", "meter2_export_power_w"),
     _gauge("boostTemperation", "boost_temperature_c", "°C"),
     _gauge("chargeTemperature", "charger_temperature_c", "°C"),
     _gauge("dspTemperature", "dsp_temperature_c", "°C"),

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 
-from collector.schema.mapping import FieldMap, Row, SplitMap
+from collector.schema.mapping import MappingTable, SplitMap
 from collector.schema.units import parse_unit
 from collector.vendors.foxess import FOXESS_SPEC
 from collector.vendors.foxess.client import ENDPOINTS
 from collector.vendors.foxess.mapping import (
     GENERATION_TABLE,
-    INVERTER_ROWS,
+    INVERTER_TABLE,
     NOT_WRITTEN,
-    REPORT_ROWS,
+    REPORT_TABLE,
     STATE_OF,
 )
 from collector.vendors.foxess.variables import RUNNING_STATES
@@ -50,30 +50,42 @@ def unit_key(unit: str | None) -> str:
     return "—" if unit is None else parse_unit(unit).symbol
 
 
-def documented(name: str) -> set[tuple[str, str, str]]:
+def documented(name: str) -> set[tuple[str, str, str, str]]:
+    """(variable, unit, quantum, field) of each row of a mapping table on the page."""
     out = set()
-    for var, unit, field, *_ in table(name):
+    for var, unit, quantum, field, *_ in table(name):
         for v, f in expand(var, field):
-            out.add((v, unit_key(None if unit == "—" else unit), f))
+            out.add((v, unit_key(None if unit == "—" else unit), quantum, f))
     return out
 
 
-def coded(rows: tuple[Row, ...] | tuple[FieldMap, ...]) -> set[tuple[str, str, str]]:
+def quantum_text(mtable: MappingTable, target: str) -> str:
+    """The step a field is rounded to, as the page writes it (`100 Wh`; `—`: 12 digits)."""
+    step = mtable.quantum(target)
+    if step is None:
+        return "—"
+    text = f"{step:f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    unit = mtable.spec(target).unit
+    return f"{text} {unit}" if unit else text
+
+
+def coded(mtable: MappingTable) -> set[tuple[str, str, str, str]]:
     out = set()
-    for row in rows:
+    for row in mtable.rows:
         targets = (row.positive, row.negative) if isinstance(row, SplitMap) else (row.target,)
         for target in targets:
-            out.add((row.source, unit_key(row.unit), target))
+            out.add((row.source, unit_key(row.unit), quantum_text(mtable, target), target))
     return out
 
 
 def test_inverter_table_matches_the_page() -> None:
-    assert documented("inverter") == coded(INVERTER_ROWS)
+    assert documented("inverter") == coded(INVERTER_TABLE)
 
 
 def test_energy_and_generation_tables_match_the_page() -> None:
-    assert documented("energy") == coded(REPORT_ROWS)
-    assert documented("generation") == coded(tuple(GENERATION_TABLE.rows))
+    assert documented("energy") == coded(REPORT_TABLE)
+    assert documented("generation") == coded(GENERATION_TABLE)
 
 
 def test_not_written_matches_the_page() -> None:
