@@ -108,6 +108,10 @@ class FieldMap:
     `quantum` is the vendor's resolution in the row's unit (`"0.1"` for a 0.1-kWh
     register, `"0.001"` for kW with three decimals): the converted value is rounded
     to it (0.09999999999990905 kWh → 100 Wh). None: unknown, 12 significant digits.
+
+    `alternative=True` makes the row a lower preference for a target that an earlier
+    row of the table writes: it fills the target only when no earlier row gave it a
+    value (issue #7 §1). The table's row order is the order of preference.
     """
 
     source: str
@@ -116,6 +120,7 @@ class FieldMap:
     kind: Kind = "gauge"
     transform: Callable[[Any], Any] | None = None
     quantum: str | None = None
+    alternative: bool = False
 
     def __post_init__(self) -> None:
         if not self.source or not self.target:
@@ -135,6 +140,8 @@ class SplitMap:
     `invert=True` flips the vendor's sign first (for a vendor whose positive
     means the `negative` field). Example, FoxESS `meterPower` (positive =
     import): `SplitMap("meterPower", "grid_import_power_w", "grid_export_power_w", "kW")`.
+    With `alternative=True` (see FieldMap) each of the two targets is filled only where no
+    earlier row gave it a value: the split derives only what direct variables did not give.
     """
 
     source: str
@@ -143,6 +150,7 @@ class SplitMap:
     unit: str | None = None
     invert: bool = False
     quantum: str | None = None
+    alternative: bool = False
 
     def __post_init__(self) -> None:
         if not self.source or not self.positive or not self.negative:
@@ -171,15 +179,19 @@ class MappingTable:
     measurement: str
     rows: Sequence[Row]
     _specs: Mapping[str, FieldSpec] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _units: Mapping[str, Unit] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _quanta: Mapping[str, Decimal] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _units: Mapping[tuple[str, str], Unit] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _quanta: Mapping[tuple[str, str], Decimal] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", tuple(self.rows))
         mspec = measurement_spec(self.measurement)
         specs: dict[str, FieldSpec] = {}
-        units: dict[str, Unit] = {}
-        quanta: dict[str, Decimal] = {}
+        units: dict[tuple[str, str], Unit] = {}
+        quanta: dict[tuple[str, str], Decimal] = {}
         for row in self.rows:
             if not isinstance(row, (FieldMap, SplitMap)):
                 raise SchemaError(f"{self.measurement}: a row must be a FieldMap or SplitMap, got {row!r}")
@@ -195,8 +207,16 @@ class MappingTable:
                 spec = mspec.find(target)
                 if spec is None:
                     raise SchemaError(f"{self.measurement} has no field {target!r} (row {row.source!r})")
-                if target in specs:
-                    raise SchemaError(f"{self.measurement}.{target} is written by two rows")
+                if row.alternative and target not in specs:
+                    raise SchemaError(
+                        f"row {row.source!r} is an alternative for {self.measurement}.{target}, "
+                        "but no earlier row writes it"
+                    )
+                if target in specs and not row.alternative:
+                    raise SchemaError(
+                        f"{self.measurement}.{target} is written by two rows "
+                        f"(mark the later one `alternative=True` if it is a fallback)"
+                    )
                 if spec.type not in _KIND_TYPES[kind]:
                     raise SchemaError(
                         f"{self.measurement}.{target} is {spec.type.label}; "
@@ -216,14 +236,14 @@ class MappingTable:
                             f"row {row.source!r}: unit {row.unit!r} cannot become "
                             f"{spec.unit} ({self.measurement}.{target})"
                         )
-                    units[target] = unit
+                    units[(row.source, target)] = unit
                 if row.quantum is not None:
                     if spec.unit is None and row.unit is None and kind in ("gauge", "counter"):
-                        quanta[target] = _quantum(row, "1", "1")  # a unitless gauge (power factor)
+                        quanta[(row.source, target)] = _quantum(row, "1", "1")  # unitless (power factor)
                     elif spec.unit is None or kind in ("code", "text"):
                         raise SchemaError(f"row {row.source!r}: a quantum needs a numeric field with a unit")
                     else:
-                        quanta[target] = _quantum(row, row.unit or spec.unit, spec.unit)
+                        quanta[(row.source, target)] = _quantum(row, row.unit or spec.unit, spec.unit)
                 specs[target] = spec
         object.__setattr__(self, "_specs", specs)
         object.__setattr__(self, "_units", units)
@@ -231,8 +251,12 @@ class MappingTable:
 
     @property
     def targets(self) -> tuple[str, ...]:
-        """Every schema field this table can write, in row order."""
-        return tuple(t for row in self.rows for t in _row_targets(row))
+        """Every schema field this table can write, in row order, without repeats."""
+        return tuple(dict.fromkeys(t for row in self.rows for t in _row_targets(row)))
+
+    def preference(self, target: str) -> tuple[str, ...]:
+        """The vendor keys that can yield a target, most preferred first."""
+        return tuple(row.source for row in self.rows if target in _row_targets(row))
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -243,13 +267,19 @@ class MappingTable:
         """The catalogue entry of one of this table's targets."""
         return self._specs[target]
 
-    def unit(self, target: str) -> Unit | None:
-        """The parsed vendor unit the table declares for a target (None: no conversion)."""
-        return self._units.get(target)
+    def unit(self, target: str, source: str | None = None) -> Unit | None:
+        """The parsed vendor unit the table declares for a target (None: no conversion).
 
-    def quantum(self, target: str) -> Decimal | None:
-        """The step a target's values are rounded to, in the schema unit (None: 12 digits)."""
-        return self._quanta.get(target)
+        `source`: of that row (a target may have several); default the most preferred.
+        """
+        return self._units.get((source or self.preference(target)[0], target))
+
+    def quantum(self, target: str, source: str | None = None) -> Decimal | None:
+        """The step a target's values are rounded to, in the schema unit (None: 12 digits).
+
+        `source`: of that row (a target may have several); default the most preferred.
+        """
+        return self._quanta.get((source or self.preference(target)[0], target))
 
 
 def _quantum(row: Row, from_unit: str, to_unit: str) -> Decimal:
@@ -443,7 +473,7 @@ def _number_in(
     """Coerce to float and convert from the vendor unit to the target's schema unit."""
     number = _float(value)
     schema_unit = table.spec(target).unit
-    vendor: Unit | None = table.unit(target)
+    vendor: Unit | None = table.unit(target, source)
     given = unit_of(source) if unit_of is not None else None
     if given is not None and given.strip():
         try:
@@ -464,7 +494,7 @@ def _number_in(
         # to the same 12 significant digits that conversions keep.
         number = tidy(number)
     # Round to what the vendor measures, not to 12 digits (issue #7 §3).
-    step = table.quantum(target)
+    step = table.quantum(target, source)
     return number if step is None else quantize(number, step)
 
 
@@ -499,9 +529,15 @@ def apply(
     """
     check_tags(table.measurement, tags)
     fields: dict[str, FieldValue] = {}
+    # A value left out is counted only if its field stays empty: another row of the
+    # table (an alternative, or the preferred row) may give it (issue #7 §1).
+    left_out: list[tuple[str, str, tuple[str, ...]]] = []
     for row in table.rows:
+        targets = _row_targets(row)
+        if all(t in fields for t in targets):
+            continue  # a preferred row gave every field this one could: not even read
         if row.source not in raw:
-            stats.skip("missing", row.source)
+            left_out.append(("missing", row.source, targets))
             continue
         try:
             value = _present(raw[row.source])
@@ -509,9 +545,11 @@ def apply(
                 number = _number_in(value, table, row.source, row.positive, unit_of)
                 if row.invert:
                     number = -number
-                fields[row.positive] = number if number > 0 else 0.0
-                fields[row.negative] = -number if number < 0 else 0.0
-                stats.mapped += 2
+                # Only what no earlier row gave: a direct variable wins over a derived one.
+                for target, part in ((row.positive, number), (row.negative, -number)):
+                    if target not in fields:
+                        fields[target] = part if part > 0 else 0.0
+                        stats.mapped += 1
                 continue
             if row.transform is not None:
                 try:
@@ -529,7 +567,10 @@ def apply(
             fields[row.target] = out
             stats.mapped += 1
         except _Skip as skip:
-            stats.skip(skip.reason, row.source)
+            left_out.append((skip.reason, row.source, targets))
+    for reason, source, targets in left_out:
+        if not all(t in fields for t in targets):
+            stats.skip(reason, source)
     if not fields:
         stats.empty_points += 1
         return None

@@ -26,9 +26,11 @@ from tests.contract.conftest import (
     ZONE,
     RecordingSim,
     SharedClock,
+    W,
     config_text,
     foxess_on,
     hybrid,
+    near,
     one_site,
     pv_only,
     rows,
@@ -81,9 +83,10 @@ def live_poll(
     db: str,
     shape: Shape | None,
     streams: tuple[str, ...] = ("live",),
+    at: float = NOON,
 ) -> tuple[list[MutableMapping[str, Any]], ShapedSim]:
-    """One poll of each stream with `shape` applied, the self-metrics point, a flush; the logs."""
-    clock = SharedClock(NOON)
+    """One poll of each stream at `at` with `shape` applied, the self-metrics point, a flush."""
+    clock = SharedClock(at)
     sim = ShapedSim(PLANT(), api_keys={KEY: None}, clock=clock)
     sim.shape = shape
 
@@ -159,3 +162,31 @@ def test_report_and_live_values_land_rounded_to_the_vendors_resolution(
                 assert float(value).is_integer(), (name, value)
             if name.endswith("_energy_total_wh") and name != "battery_throughput_energy_total_wh":
                 assert float(value) % 100 == 0, (name, value)  # 0.1-kWh registers
+
+
+# ------------------------------------------------------------------------------------------------
+# §1: a quantity the response carries is not lost for want of another
+
+
+def test_grid_import_from_grid_consumption_power_alone(
+    tmp_path: Path, influxd: InfluxServer, influx_db: str
+) -> None:
+    """A subset answer: `gridConsumptionPower` but neither `meterPower` nor `feedinPower`."""
+    dropped = {"meterPower", "feedinPower", "meterPowerR", "meterPowerS", "meterPowerT"}
+
+    def subset(sn: str, record: dict[str, Any]) -> dict[str, Any]:
+        if sn == HYB:
+            record["datas"] = [d for d in record["datas"] if d.get("variable") not in dropped]
+            assert any(d.get("variable") == "gridConsumptionPower" for d in record["datas"])
+        return record
+
+    # 03:00 local: the hybrid charges its battery from the grid (a real import).
+    live_poll(tmp_path, influxd, influx_db, subset, at=local_time(ZONE, DAY, 3, 0))
+    [row] = rows_by_device(influxd, influx_db, "inverter")[HYB]
+    t = int(row["time"])  # epoch seconds
+    truth = PLANT().truth(HYB, t)
+    assert truth.grid_import_power_w > 100
+    assert near(truth.grid_import_power_w, W).holds(row["grid_import_power_w"]), row
+    assert "grid_export_power_w" not in row  # nothing gave it: left out, never 0
+    [metrics] = rows(influxd, influx_db, 'SELECT * FROM "collector"')
+    assert metrics["records_dropped"] == 0

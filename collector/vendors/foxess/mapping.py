@@ -8,8 +8,9 @@ label is known to lie (`UNIT_OVERRIDES`).
 Before a record reaches `apply` it is normalised (`normalise`), still in vendor
 terms: variable names folded to the doc's spelling (`soc` → `SoC`), per-pack
 battery variables (`SoC_1`, `Soc_2`, `batVolt_1` …) combined where the aggregate
-is missing or 0, and documented fallbacks filled in (`meterPower` from
-`gridConsumptionPower − feedinPower`, …). Every rule names its source in the
+is missing or 0. Where several variables can yield one field (`gridConsumptionPower`,
+then the signed `meterPower`), the table lists them in order of preference and
+`apply` takes the first that gives a value. Every rule names its source in the
 field notes (research/foxess.md) or the doc (vendor-docs/foxess-open-api.txt).
 
 `docs/vendors/foxess.md` lists every row of these tables; a test holds the two together.
@@ -164,9 +165,9 @@ def _counter(source: str, target: str, unit: str, quantum: str = REGISTER_STEP) 
     return FieldMap(source, target, unit, "counter", _ceiling, quantum)
 
 
-def _split(source: str, positive: str, negative: str) -> SplitMap:
+def _split(source: str, positive: str, negative: str, *, alternative: bool = False) -> SplitMap:
     """A signed kW value split by its sign (kW with three decimals)."""
-    return SplitMap(source, positive, negative, "kW", quantum=KW_STEP)
+    return SplitMap(source, positive, negative, "kW", quantum=KW_STEP, alternative=alternative)
 
 
 _PHASES = (("R", "a"), ("S", "b"), ("T", "c"))
@@ -185,16 +186,24 @@ INVERTER_ROWS: tuple[Row, ...] = (
     # AC output incl. battery; negative while the battery charges from the grid (§5).
     _gauge("generationPower", "ac_power_w", "kW"),
     _gauge("loadsPower", "load_power_w", "kW"),
+    # Grid and battery flows, most preferred first (issue #7 §1): the direct, non-negative
+    # variables, each on its own; the signed one only fills what they did not give.
+    _gauge("gridConsumptionPower", "grid_import_power_w", "kW"),
+    _gauge("feedinPower", "grid_export_power_w", "kW"),
     # meterPower: positive = import, negative = export (§5: equals gridConsumptionPower in
     # three fixtures, −0.588 while feedinPower 0.588 in com.foxess foxEssPointMap.js).
-    _split("meterPower", "grid_import_power_w", "grid_export_power_w"),
+    _split("meterPower", "grid_import_power_w", "grid_export_power_w", alternative=True),
+    # batDischargePower / batChargePower may be null while idle (§5, foxess-ha guards).
+    _gauge("batDischargePower", "battery_discharge_power_w", "kW"),
+    _gauge("batChargePower", "battery_charge_power_w", "kW"),
     # invBatPower: positive = discharge, negative = charge (§5: batpred, foxess-ha README,
     # foxessprom fixture invBatPower 0.473 with batDischargePower 0.473).
-    _split("invBatPower", "battery_discharge_power_w", "battery_charge_power_w"),
+    _split("invBatPower", "battery_discharge_power_w", "battery_charge_power_w", alternative=True),
     _gauge("SoC", "battery_soc_pct", "%"),
     _gauge("SOH", "battery_soh_pct", "%"),
     # Inverter-side battery voltage/current: the BMS-side batCurrent is unreliable (§5).
     _gauge("invBatVolt", "battery_voltage_v", "V"),
+    FieldMap("batVolt", "battery_voltage_v", "V", "gauge", _ceiling, alternative=True),  # BMS side
     # The vendor's sign is kept: positive = discharge (§5); see the docs page.
     _gauge("invBatCurrent", "battery_current_a", "A"),
     _gauge("batTemperature", "battery_temperature_c", "°C"),
@@ -246,16 +255,9 @@ INVERTER_ROWS: tuple[Row, ...] = (
 INVERTER_TABLE = MappingTable("inverter", INVERTER_ROWS)
 
 #: Doc variables deliberately not written, and why (the docs page lists them too).
-_GRID_FALLBACK = "fallback: meterPower = gridConsumptionPower − feedinPower when meterPower is absent"
-_BATTERY_FALLBACK = "fallback: invBatPower = batDischargePower − batChargePower when invBatPower is absent"
 NOT_WRITTEN: Mapping[str, str] = {
     "SFreq": "one grid frequency: RFreq is written as grid_frequency_hz",
     "TFreq": "one grid frequency: RFreq is written as grid_frequency_hz",
-    "gridConsumptionPower": _GRID_FALLBACK,
-    "feedinPower": _GRID_FALLBACK,
-    "batDischargePower": _BATTERY_FALLBACK,
-    "batChargePower": _BATTERY_FALLBACK,
-    "batVolt": "fallback: used as invBatVolt when invBatVolt is absent",
     "batCurrent": "BMS-side current, unreliable in sign and size (research §5): invBatCurrent is written",
     "batStatusV2": "free text ('Normal', 'Charge') restating batStatus and the battery power sign",
 }
@@ -291,23 +293,6 @@ PACK_COMBINE: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Fallback:
-    """Fill `target` from other variables when it is absent or not a number."""
-
-    target: str
-    sources: tuple[str, ...]
-    rule: str  # "a - b" or "a"
-
-
-#: Fallbacks, tried in order after pack combination (research/foxess.md §7.7).
-FALLBACKS: tuple[Fallback, ...] = (
-    Fallback("meterPower", ("gridConsumptionPower", "feedinPower"), "a - b"),
-    Fallback("invBatPower", ("batDischargePower", "batChargePower"), "a - b"),
-    Fallback("invBatVolt", ("batVolt",), "a"),
-)
-
-
 def canonical(name: str) -> str:
     """The doc's spelling of a variable name (case-insensitive), else the name as given."""
     return _CANONICAL.get(name.lower(), name)
@@ -331,7 +316,11 @@ def _numeric(value: Any) -> float | None:
 def normalise(
     values: Mapping[str, Any], units: Mapping[str, str | None]
 ) -> tuple[dict[str, Any], dict[str, str | None]]:
-    """Fold names, combine battery packs, apply fallbacks. Pure; returns new dicts."""
+    """Fold names, combine battery packs. Pure; returns new dicts.
+
+    Fallbacks between variables (`meterPower` for the grid flows, …) are no longer made
+    here: they are alternative rows of the table, applied by `apply` (issue #7 §1).
+    """
     vals: dict[str, Any] = {}
     unit: dict[str, str | None] = {}
     packs: dict[str, list[tuple[Any, str | None]]] = {}
@@ -361,21 +350,6 @@ def normalise(
         )
         vals[base] = combined
         unit[base] = usable[0][1]
-    for fb in FALLBACKS:
-        if _numeric(vals.get(fb.target)) is not None:
-            continue
-        parts = [(_numeric(vals.get(s)), unit.get(s)) for s in fb.sources]
-        if any(n is None for n, _ in parts) or len({u for _, u in parts}) != 1:
-            continue
-        a = parts[0][0]
-        assert a is not None
-        if fb.rule == "a - b":
-            b = parts[1][0]
-            assert b is not None
-            vals[fb.target] = a - b
-        else:
-            vals[fb.target] = a
-        unit[fb.target] = parts[0][1]
     # currentFault "" is the vendor's "no active fault" (§4.1), not an unknown value.
     if isinstance(vals.get("currentFault"), str) and not str(vals["currentFault"]).strip():
         del vals["currentFault"]

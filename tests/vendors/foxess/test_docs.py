@@ -88,6 +88,13 @@ def test_energy_and_generation_tables_match_the_page() -> None:
     assert documented("generation") == coded(GENERATION_TABLE)
 
 
+def test_preference_order_matches_the_page() -> None:
+    """Each field several variables can yield: the page says which, in the table's order."""
+    page = {field: tuple(v.strip(" `") for v in names.split(",")) for field, names in table("preference")}
+    several = {t: INVERTER_TABLE.preference(t) for t in INVERTER_TABLE.targets}
+    assert page == {t: p for t, p in several.items() if len(p) > 1}
+
+
 def test_not_written_matches_the_page() -> None:
     assert {row[0] for row in table("not-written")} == set(NOT_WRITTEN)
 
