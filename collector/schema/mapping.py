@@ -11,8 +11,10 @@ fields) — and calls `apply` with the raw payload. `apply`:
   after conversion), a non-integral code (`bad_code`), a text value that is not
   a string or not an allowed word (`bad_value`), a per-value unit that is
   unknown or of the wrong dimension (`unit`), or a row transform that raised
-  ValueError/TypeError/ArithmeticError (`transform`). It never writes 0 for
-  unknown;
+  ValueError/TypeError/ArithmeticError (`transform`), or a value the physics
+  rules out (`implausible`: the shared checks of `plausible.py`, run on the
+  converted point — ranges, counters going backwards, residual energy against
+  the state of charge). It never writes 0 for unknown;
 * coerces gauges and counters to float (ints and numeric strings such as
   `"12.5"`, `" 3 "`, `"1e3"`; a decimal comma is **not** accepted — vendors
   use JSON numbers or dot decimals, and `"1,500"` would be ambiguous), codes to
@@ -44,6 +46,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from collector.log import get_logger
+from collector.schema import plausible
 from collector.schema.fields import FieldSpec, FieldType, SchemaError, check_tags, measurement_spec
 from collector.schema.point import FieldValue, Point
 from collector.schema.timeparse import TimeParseError, parse_zone, to_utc_seconds
@@ -81,6 +84,7 @@ SKIP_REASONS: tuple[str, ...] = (
     "bad_value",
     "unit",
     "transform",
+    "implausible",
 )
 """Why a value was left out, in the order `MappingStats.summary` lists them."""
 
@@ -498,6 +502,63 @@ def _number_in(
     return number if step is None else quantize(number, step)
 
 
+def _check(
+    table: MappingTable,
+    fields: dict[str, FieldValue],
+    origin: Mapping[str, str],
+    residual_raw: float | None,
+    tags: Mapping[str, str],
+    time: int,
+    stats: MappingStats,
+    memory: plausible.Memory | None,
+) -> None:
+    """Drop (count, log) the values the physics rules out; reinterpret a residual that fits."""
+    device = tags.get("device", "")
+
+    def refuse(target: str, verdict: plausible.Verdict) -> None:
+        value = fields.pop(target)
+        stats.mapped -= 1
+        stats.skip("implausible", origin[target])
+        _log.warning(
+            "mapping.implausible",
+            device=device,
+            field=target,
+            variable=origin[target],
+            rule=verdict.rule,
+            value=value,
+            detail=verdict.detail,
+        )
+
+    for target in list(fields):
+        value = fields[target]
+        if not isinstance(value, float):
+            continue
+        verdict = plausible.in_range(target, value) or plausible.counter(memory, device, target, time, value)
+        if verdict is not None:
+            refuse(target, verdict)
+    labelled = fields.get(plausible.RESIDUAL_FIELD)
+    if isinstance(labelled, float) and residual_raw is not None:
+        soc = fields.get(plausible.SOC_FIELD)
+        written, reading, verdict = plausible.residual(
+            memory, device, labelled, residual_raw, soc if isinstance(soc, float) else None
+        )
+        if verdict is not None:
+            refuse(plausible.RESIDUAL_FIELD, verdict)
+        elif written is not None and reading != "labelled":
+            source = origin[plausible.RESIDUAL_FIELD]
+            step = table.quantum(plausible.RESIDUAL_FIELD, source)
+            fields[plausible.RESIDUAL_FIELD] = tidy(written) if step is None else quantize(written, step)
+            _log.info(
+                "mapping.reinterpreted",
+                device=device,
+                field=plausible.RESIDUAL_FIELD,
+                variable=source,
+                rule="residual_vs_soc",
+                reading=reading,
+                value=fields[plausible.RESIDUAL_FIELD],
+            )
+
+
 def as_number(value: Any) -> float | None:
     """A vendor value as a float, or None where `apply` would skip it (null, `"--"`, NaN…).
 
@@ -517,8 +578,14 @@ def apply(
     time: int,
     stats: MappingStats,
     unit_of: Callable[[str], str | None] | None = None,
+    memory: plausible.Memory | None = None,
 ) -> Point | None:
     """Apply a mapping table to one raw vendor record; the point, or None if no field survived.
+
+    The point's values then go through the plausibility checks (`plausible`): a value
+    the physics rules out is left out, counted as `implausible` and logged. `memory`
+    (one per source, kept by the caller) holds what earlier records of each device said,
+    for the checks that need it (counters going backwards, the battery's capacity).
 
     `tags` must be exactly the measurement's tags (SchemaError otherwise);
     `time` is the data time in whole UTC seconds (see `to_utc_seconds`).
@@ -532,6 +599,8 @@ def apply(
     # A value left out is counted only if its field stays empty: another row of the
     # table (an alternative, or the preferred row) may give it (issue #7 §1).
     left_out: list[tuple[str, str, tuple[str, ...]]] = []
+    origin: dict[str, str] = {}  # target → the vendor key that gave it
+    residual_raw: float | None = None
     for row in table.rows:
         targets = _row_targets(row)
         if all(t in fields for t in targets):
@@ -549,6 +618,7 @@ def apply(
                 for target, part in ((row.positive, number), (row.negative, -number)):
                     if target not in fields:
                         fields[target] = part if part > 0 else 0.0
+                        origin[target] = row.source
                         stats.mapped += 1
                 continue
             if row.transform is not None:
@@ -564,13 +634,17 @@ def apply(
                 out = _text(value, table.spec(row.target))
             else:
                 out = _number_in(value, table, row.source, row.target, unit_of)
+                if row.target == plausible.RESIDUAL_FIELD:
+                    residual_raw = _float(value)
             fields[row.target] = out
+            origin[row.target] = row.source
             stats.mapped += 1
         except _Skip as skip:
             left_out.append((skip.reason, row.source, targets))
     for reason, source, targets in left_out:
         if not all(t in fields for t in targets):
             stats.skip(reason, source)
+    _check(table, fields, origin, residual_raw, tags, int(time), stats, memory)
     if not fields:
         stats.empty_points += 1
         return None

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from collector.app import App
@@ -190,3 +191,74 @@ def test_grid_import_from_grid_consumption_power_alone(
     assert "grid_export_power_w" not in row  # nothing gave it: left out, never 0
     [metrics] = rows(influxd, influx_db, 'SELECT * FROM "collector"')
     assert metrics["records_dropped"] == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# §2: a value the physics rules out is dropped and counted, not written
+
+
+def _set(record: dict[str, Any], variable: str, unit: str, value: Any) -> None:
+    for item in record["datas"]:
+        if item.get("variable") == variable:
+            item["unit"], item["value"] = unit, value
+            return
+    record["datas"].append({"variable": variable, "unit": unit, "value": value})
+
+
+def _soc(record: dict[str, Any]) -> float:
+    """The record's SoC: the aggregate, else the packs' mean (`SoC_1`, `Soc_2`: notes §4.1)."""
+    packs = [
+        float(d["value"]) for d in record["datas"] if str(d.get("variable", "")).lower().startswith("soc")
+    ]
+    return sum(packs) / len(packs)
+
+
+def test_a_residual_that_is_the_capacity_is_written_as_capacity_times_soc(
+    tmp_path: Path, influxd: InfluxServer, influx_db: str
+) -> None:
+    """The KH hybrid of the field notes: its BMS sends the pack's 10.36 kWh as `ResidualEnergy`."""
+    socs: list[float] = []
+
+    def capacity_as_residual(sn: str, record: dict[str, Any]) -> dict[str, Any]:
+        if sn == HYB:
+            socs.append(_soc(record))
+            _set(record, "ResidualEnergy", "0.01kWh", 10.36)
+        return record
+
+    # 21:00 local: the battery is part-discharged (a SoC below 100 % makes the test sharper).
+    logs, _ = live_poll(tmp_path, influxd, influx_db, capacity_as_residual, at=local_time(ZONE, DAY, 21, 0))
+    [row] = rows_by_device(influxd, influx_db, "inverter")[HYB]
+    soc = socs[-1]
+    assert 1 <= soc < 100, soc
+    assert row["battery_soc_pct"] == soc
+    assert row["battery_residual_energy_wh"] == pytest.approx(10360 * soc / 100, abs=5)
+    assert [e["device"] for e in logs if e["event"] == "mapping.reinterpreted"] == [HYB]
+    [metrics] = rows(influxd, influx_db, 'SELECT * FROM "collector"')
+    assert metrics["skipped_values"] == 0
+
+
+def test_values_that_fit_no_reading_are_left_out_counted_and_logged(
+    tmp_path: Path, influxd: InfluxServer, influx_db: str
+) -> None:
+    def implausible(sn: str, record: dict[str, Any]) -> dict[str, Any]:
+        if sn == HYB:
+            _set(record, "ResidualEnergy", "0.01kWh", 0.5)  # 5 Wh, or a 0.5 kWh pack: neither
+            _set(record, "SoC", "%", 104)
+            _set(record, "RFreq", "Hz", 0)
+            _set(record, "pv1Volt", "V", 6553.5)
+        return record
+
+    logs, _ = live_poll(tmp_path, influxd, influx_db, implausible)
+    [row] = rows_by_device(influxd, influx_db, "inverter")[HYB]
+    for name in ("battery_soc_pct", "grid_frequency_hz", "pv1_voltage_v"):
+        assert name not in row, name
+    # SoC is out, so the residual cannot be judged: written as labelled (0.005 kWh → 10 Wh steps)
+    assert row["battery_residual_energy_wh"] == 0.0
+    events = {(e["device"], e["rule"]) for e in logs if e["event"] == "mapping.implausible"}
+    assert events == {
+        (HYB, "soc_0_100_pct"),
+        (HYB, "grid_frequency_40_70_hz"),
+        (HYB, "voltage_0_1500_v"),
+    }
+    [metrics] = rows(influxd, influx_db, 'SELECT * FROM "collector"')
+    assert metrics["skipped_values"] == 3

@@ -28,6 +28,7 @@ from collector.errors import (
 )
 from collector.log import get_logger
 from collector.schema.mapping import MappingStats
+from collector.schema.plausible import Memory
 from collector.schema.point import Point
 from collector.state import State
 from collector.vendors.base import Device, PollResult
@@ -169,6 +170,8 @@ class FoxessClient:
             retry_delay=retry_delay,
         )
         self._faults = FaultTracker(state, self._key("open_faults"))
+        # What earlier snapshots said (counters, battery capacity): the plausibility checks.
+        self._memory = Memory()
         # Two stream jobs may open the source at once: one discovery, the other reads its cache.
         self._discover_lock = asyncio.Lock()
 
@@ -323,7 +326,7 @@ class FoxessClient:
                         dropped += self._settle_generation(dev, gen, snap.time, result)
                     if snap.time <= last.get(dev.sn, 0):
                         continue  # the same snapshot as last time (or older): already written
-                    point = inverter_point(snap, self._tags(dev), stats)
+                    point = inverter_point(snap, self._tags(dev), stats, self._memory)
                     if point is not None:
                         result.points.append(point)
                     result.latest[dev.sn] = max(result.latest.get(dev.sn, 0), snap.time)
@@ -578,7 +581,7 @@ class FoxessClient:
         for snap in snapshots_from_history(records, tz=self._tz(device), stats=stats):
             if not start <= snap.time < end:
                 continue
-            point = inverter_point(snap, tags, stats)
+            point = inverter_point(snap, tags, stats, self._memory)
             if point is not None:
                 result.points.append(point)
                 result.latest[device.sn] = max(result.latest.get(device.sn, 0), snap.time)

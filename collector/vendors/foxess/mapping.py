@@ -38,6 +38,7 @@ from collector.schema.mapping import (
     parse_zone,
     to_utc_seconds,
 )
+from collector.schema.plausible import CORRUPT_ABOVE, Memory, refuse_corrupt
 from collector.schema.point import Point
 from collector.vendors.foxess.codes import result_of
 from collector.vendors.foxess.responses import (
@@ -55,19 +56,10 @@ from collector.vendors.foxess.variables import KNOWN_VARIABLES
 
 VENDOR = "foxess"
 
-#: A value at or above this (in the vendor's unit) is a corrupted register, not a
-#: reading: the high 16 bits of a 32-bit total are garbage after firmware updates
-#: (research/foxess.md §4.3 (c) and §5: TonyM masks values > 200,000,000; EnergyStats
-#: "data ceiling", e.g. 201,539,769 that should read 3461.8).
-CORRUPT_ABOVE = 200_000_000.0
-
-
-def _ceiling(value: Any) -> Any:
-    """Row transform: refuse a corrupted value (counted as `transform`), pass the rest."""
-    number = as_number(value)
-    if number is not None and abs(number) >= CORRUPT_ABOVE:
-        raise ValueError(f"corrupt value {number!r}")
-    return value
+# A value at or above CORRUPT_ABOVE (in the vendor's unit) is a corrupted register
+# (research/foxess.md §4.3 (c) and §5): the shared check in collector/schema/plausible.py,
+# used here as the row transform of every gauge and counter.
+_ceiling = refuse_corrupt
 
 
 def unmask_register(value: float) -> float:
@@ -449,10 +441,22 @@ def device_tags(source: str, site: str, device: str) -> dict[str, str]:
     return {"vendor": VENDOR, "source": source, "site": site, "device": device}
 
 
-def inverter_point(snap: Snapshot, tags: Mapping[str, str], stats: MappingStats) -> Point | None:
-    """The `inverter` point of one snapshot (None when no field survived)."""
+def inverter_point(
+    snap: Snapshot, tags: Mapping[str, str], stats: MappingStats, memory: Memory | None = None
+) -> Point | None:
+    """The `inverter` point of one snapshot (None when no field survived).
+
+    `memory`: what earlier snapshots said (counters, battery capacity), for the
+    plausibility checks that need it (collector/schema/plausible.py).
+    """
     return apply(
-        INVERTER_TABLE, snap.values, tags=tags, time=snap.time, stats=stats, unit_of=_unit_of(snap.units)
+        INVERTER_TABLE,
+        snap.values,
+        tags=tags,
+        time=snap.time,
+        stats=stats,
+        unit_of=_unit_of(snap.units),
+        memory=memory,
     )
 
 
@@ -712,8 +716,9 @@ def parse_report(
 
 def _points(snaps: Iterable[Snapshot], source: str, site: str, stats: MappingStats) -> list[Point]:
     out: list[Point] = []
+    memory = Memory()  # one saved answer: its records in data-time order judge each other
     for snap in snaps:
-        point = inverter_point(snap, device_tags(source, site, snap.device_sn), stats)
+        point = inverter_point(snap, device_tags(source, site, snap.device_sn), stats, memory)
         if point is not None:
             out.append(point)
     return out

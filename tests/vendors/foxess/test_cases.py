@@ -55,8 +55,13 @@ def test_case(folder: Path) -> None:
     stats = MappingStats()
     assert run_case(folder, stats) == expected
     # `dropped` in case.json: the records refused whole, as [device, reason] (issue #7 §4).
-    dropped = json.loads((folder / "case.json").read_text()).get("dropped", [])
-    assert [[device, reason] for device, reason, _ in stats.drops] == dropped
+    case = json.loads((folder / "case.json").read_text())
+    assert [[device, reason] for device, reason, _ in stats.drops] == case.get("dropped", [])
+    # `implausible`: the vendor keys whose values the physics rules out (issue #7 §2).
+    implausible = sorted(
+        src for (reason, src), n in stats.detail.items() if reason == "implausible" for _ in range(n)
+    )
+    assert implausible == case.get("implausible", [])
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from collector.schema.mapping import MappingTable, SplitMap
+from collector.schema.plausible import rules_for
 from collector.schema.units import parse_unit
 from collector.vendors.foxess import FOXESS_SPEC
 from collector.vendors.foxess.client import ENDPOINTS
@@ -93,6 +94,21 @@ def test_preference_order_matches_the_page() -> None:
     page = {field: tuple(v.strip(" `") for v in names.split(",")) for field, names in table("preference")}
     several = {t: INVERTER_TABLE.preference(t) for t in INVERTER_TABLE.targets}
     assert page == {t: p for t, p in several.items() if len(p) > 1}
+
+
+def _fields(pattern: str) -> list[str]:
+    if "{N}" in pattern:
+        return [pattern.replace("{N}", str(n)) for n in _N]
+    if "{a,b,c}" in pattern:
+        return [pattern.replace("{a,b,c}", x) for _, x in _PHASES]
+    return [pattern]
+
+
+def test_plausibility_rules_match_the_page() -> None:
+    """Every field of the inverter table that a shared rule judges is on the page, with its rule."""
+    page = {(f, rule) for field, rule, _ in table("plausible") for f in _fields(field)}
+    code = {(t, rule) for t in INVERTER_TABLE.targets for rule in rules_for(t)}
+    assert page == code
 
 
 def test_not_written_matches_the_page() -> None:
