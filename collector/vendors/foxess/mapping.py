@@ -423,8 +423,10 @@ def snapshots_from_history(
                     try:
                         parsed[text] = _time(text, tz)
                     except TimeParseError:
+                        # Every variable of one upload shares its time string (§4.2): an
+                        # unreadable one refuses the whole upload, said and counted once.
                         parsed[text] = None
-                        stats.skip("bad_time", series.variable)
+                        stats.drop_record(rec.device_sn, "bad_time", f"unreadable data time {text!r}")
                 ts = parsed[text]
                 if ts is None:
                     continue

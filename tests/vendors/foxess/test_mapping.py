@@ -21,6 +21,7 @@ from collector.vendors.foxess.mapping import (
     inverter_point,
     next_upload,
     normalise,
+    parse_history,
     parse_real,
     reportable_skips,
     snapshots_from_real,
@@ -288,3 +289,26 @@ def test_a_device_the_request_did_not_name_is_dropped_and_said() -> None:
     assert [p.tags["device"] for p in points] == ["TESTSN0000A0001"]
     assert [(d, r) for d, r, _ in stats.drops] == [("TESTSN0000B0002", "not_requested")]
     assert stats.records_dropped == 1 and reportable_skips(stats) == 0
+
+
+def test_a_history_upload_with_an_unreadable_time_is_dropped_once() -> None:
+    raw = json.dumps(
+        [
+            {
+                "deviceSN": "SN1",
+                "datas": [
+                    {
+                        "variable": "pvPower",
+                        "unit": "kW",
+                        "data": [{"time": "soon", "value": 1.0}, {"time": TIME, "value": 2.0}],
+                    },
+                    {"variable": "loadsPower", "unit": "kW", "data": [{"time": "soon", "value": 0.5}]},
+                ],
+            }
+        ]
+    )
+    stats = MappingStats()
+    points = parse_history(raw, tz="UTC", stats=stats)
+    assert [p.fields for p in points] == [{"pv_power_w": 2000.0}]
+    assert [(d, r) for d, r, _ in stats.drops] == [("SN1", "bad_time")]
+    assert reportable_skips(stats) == 0
