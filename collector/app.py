@@ -81,6 +81,7 @@ class SourceStats:
     points_written: int = 0
     skipped_values: int = 0
     last_success: float | None = None
+    records_dropped: int = 0
 
     def take(self) -> SourceStats:
         snap = SourceStats(
@@ -90,8 +91,10 @@ class SourceStats:
             self.points_written,
             self.skipped_values,
             self.last_success,
+            self.records_dropped,
         )
         self.requests = self.errors = self.rate_limited = self.points_written = self.skipped_values = 0
+        self.records_dropped = 0
         return snap
 
     def plus(self, earlier: SourceStats) -> SourceStats:
@@ -103,6 +106,7 @@ class SourceStats:
             self.points_written + earlier.points_written,
             self.skipped_values + earlier.skipped_values,
             self.last_success,
+            self.records_dropped + earlier.records_dropped,
         )
 
 
@@ -386,6 +390,7 @@ class App:
             interval = rt.intervals.get(stream, 300.0)
             result = await asyncio.wait_for(rt.client.poll(stream, rt.devices), timeout=max(60.0, interval))
             rt.stats.skipped_values += result.skipped_values
+            rt.stats.records_dropped += result.records_dropped
             points = await self.deliver(rt, result.points)
             # The points are durable in the spool: now the cursors may advance.
             self._advance(rt, stream, result)
@@ -441,6 +446,7 @@ class App:
                 points=points,
                 api_calls=calls,
                 skipped_values=rt.stats.skipped_values,
+                records_dropped=rt.stats.records_dropped,
                 dur_ms=round((time.monotonic() - t0) * 1000),
             )
             if task is not None:
@@ -538,6 +544,7 @@ class App:
                 "rate_limited": s.rate_limited,
                 "points_written": s.points_written,
                 "skipped_values": s.skipped_values,
+                "records_dropped": s.records_dropped,
                 "points_pending": pending,
             }
             if used is not None:

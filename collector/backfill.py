@@ -304,6 +304,7 @@ class Backfiller:
                 if attempt < WINDOW_TRIES:
                     await self.app.clock.sleep(min(60.0, 2.0**attempt))
                 continue
+            self.rt.stats.records_dropped += result.records_dropped
             n = await self.app.deliver(self.rt, result.points)
             report.points += n
             report.per_device[dev.sn] = report.per_device.get(dev.sn, 0) + n

@@ -312,11 +312,17 @@ def _parse_cmd(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from collector.schema.mapping import MappingStats
+
     raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
     request = Path(args.request).read_text() if args.request else None
-    for point in parser(raw, tz=args.tz, request=request):
+    stats = MappingStats()
+    for point in parser(raw, tz=args.tz, request=request, stats=stats):
         print(point.to_line())
-    return EXIT_OK
+    # A whole record refused is data lost: say why, and fail (issue #7 §4).
+    for device, reason, detail in stats.drops:
+        print(f"solar-collector: record dropped: device {device}: {detail} ({reason})", file=sys.stderr)
+    return EXIT_FAILED if stats.drops else EXIT_OK
 
 
 if __name__ == "__main__":

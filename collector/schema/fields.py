@@ -365,7 +365,8 @@ _COLLECTOR = MeasurementSpec(
         _f("errors", None, "failed requests in the minute", _I),
         _f("rate_limited", None, "requests refused for rate limits in the minute", _I),
         _f("points_written", None, "points handed to the durable spool in the minute", _I),
-        _f("skipped_values", None, "vendor values left out as null / non-numeric in the minute", _I),
+        _f("skipped_values", None, "values left out (null, non-numeric, implausible) in the minute", _I),
+        _f("records_dropped", None, "records refused whole (no / bad data time, device not asked for)", _I),
         _f("quota_used", None, "vendor calls used on the busiest budget counter over the last 24 h", _I),
         # float on the wire since 0.1 (a limit may be fractional, e.g. per second)
         _f("quota_limit", None, "the limit of that budget counter", _F),

@@ -11,15 +11,19 @@ fields) — and calls `apply` with the raw payload. `apply`:
   after conversion), a non-integral code (`bad_code`), a text value that is not
   a string or not an allowed word (`bad_value`), a per-value unit that is
   unknown or of the wrong dimension (`unit`), or a row transform that raised
-  ValueError/TypeError/ArithmeticError (`transform`). It never writes 0 for
-  unknown;
+  ValueError/TypeError/ArithmeticError (`transform`), or a value the physics
+  rules out (`implausible`: the shared checks of `plausible.py`, run on the
+  converted point — ranges, counters going backwards, residual energy against
+  the state of charge). It never writes 0 for unknown;
 * coerces gauges and counters to float (ints and numeric strings such as
   `"12.5"`, `" 3 "`, `"1e3"`; a decimal comma is **not** accepted — vendors
   use JSON numbers or dot decimals, and `"1,500"` would be ambiguous), codes to
   int (`3`, `"3"`, `3.0`, `"3.0"`, and JSON booleans as 1/0), text to a stripped
   str (ints are written as their decimal string);
 * converts the value from the row's vendor unit (or the per-value unit given
-  by `unit_of`) into the catalogue unit of the target field (`units.convert`);
+  by `unit_of`) into the catalogue unit of the target field (`units.convert`),
+  then rounds it to the row's `quantum` (the vendor's resolution, in the row's
+  unit) where the row gives one, else keeps 12 significant digits;
 * returns a `Point`, or None when no field survived.
 
 Gauge vs counter is documentation (for the vendor pages and reviewers); both
@@ -41,10 +45,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from collector.log import get_logger
+from collector.schema import plausible
 from collector.schema.fields import FieldSpec, FieldType, SchemaError, check_tags, measurement_spec
 from collector.schema.point import FieldValue, Point
 from collector.schema.timeparse import TimeParseError, parse_zone, to_utc_seconds
-from collector.schema.units import Unit, UnitError, convert, parse_unit, tidy
+from collector.schema.units import Unit, UnitError, convert, parse_unit, quantize, quantum_in, tidy
 
 __all__ = [
     "ABSENT_REASONS",
@@ -63,6 +69,8 @@ __all__ = [
     "to_utc_seconds",
 ]
 
+_log = get_logger("collector.mapping")
+
 Kind = Literal["gauge", "counter", "code", "text"]
 KINDS: tuple[Kind, ...] = ("gauge", "counter", "code", "text")
 
@@ -76,6 +84,7 @@ SKIP_REASONS: tuple[str, ...] = (
     "bad_value",
     "unit",
     "transform",
+    "implausible",
 )
 """Why a value was left out, in the order `MappingStats.summary` lists them."""
 
@@ -99,6 +108,14 @@ class FieldMap:
     for odd cases, receives the raw value (never None or blank) and returns a
     new raw value that then goes through the usual coercion and conversion;
     returning None leaves the field out (counted as `null`).
+
+    `quantum` is the vendor's resolution in the row's unit (`"0.1"` for a 0.1-kWh
+    register, `"0.001"` for kW with three decimals): the converted value is rounded
+    to it (0.09999999999990905 kWh → 100 Wh). None: unknown, 12 significant digits.
+
+    `alternative=True` makes the row a lower preference for a target that an earlier
+    row of the table writes: it fills the target only when no earlier row gave it a
+    value (issue #7 §1). The table's row order is the order of preference.
     """
 
     source: str
@@ -106,6 +123,8 @@ class FieldMap:
     unit: str | None = None
     kind: Kind = "gauge"
     transform: Callable[[Any], Any] | None = None
+    quantum: str | None = None
+    alternative: bool = False
 
     def __post_init__(self) -> None:
         if not self.source or not self.target:
@@ -125,6 +144,8 @@ class SplitMap:
     `invert=True` flips the vendor's sign first (for a vendor whose positive
     means the `negative` field). Example, FoxESS `meterPower` (positive =
     import): `SplitMap("meterPower", "grid_import_power_w", "grid_export_power_w", "kW")`.
+    With `alternative=True` (see FieldMap) each of the two targets is filled only where no
+    earlier row gave it a value: the split derives only what direct variables did not give.
     """
 
     source: str
@@ -132,6 +153,8 @@ class SplitMap:
     negative: str
     unit: str | None = None
     invert: bool = False
+    quantum: str | None = None
+    alternative: bool = False
 
     def __post_init__(self) -> None:
         if not self.source or not self.positive or not self.negative:
@@ -160,13 +183,19 @@ class MappingTable:
     measurement: str
     rows: Sequence[Row]
     _specs: Mapping[str, FieldSpec] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _units: Mapping[str, Unit] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _units: Mapping[tuple[str, str], Unit] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _quanta: Mapping[tuple[str, str], Decimal] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", tuple(self.rows))
         mspec = measurement_spec(self.measurement)
         specs: dict[str, FieldSpec] = {}
-        units: dict[str, Unit] = {}
+        units: dict[tuple[str, str], Unit] = {}
+        quanta: dict[tuple[str, str], Decimal] = {}
         for row in self.rows:
             if not isinstance(row, (FieldMap, SplitMap)):
                 raise SchemaError(f"{self.measurement}: a row must be a FieldMap or SplitMap, got {row!r}")
@@ -182,8 +211,16 @@ class MappingTable:
                 spec = mspec.find(target)
                 if spec is None:
                     raise SchemaError(f"{self.measurement} has no field {target!r} (row {row.source!r})")
-                if target in specs:
-                    raise SchemaError(f"{self.measurement}.{target} is written by two rows")
+                if row.alternative and target not in specs:
+                    raise SchemaError(
+                        f"row {row.source!r} is an alternative for {self.measurement}.{target}, "
+                        "but no earlier row writes it"
+                    )
+                if target in specs and not row.alternative:
+                    raise SchemaError(
+                        f"{self.measurement}.{target} is written by two rows "
+                        f"(mark the later one `alternative=True` if it is a fallback)"
+                    )
                 if spec.type not in _KIND_TYPES[kind]:
                     raise SchemaError(
                         f"{self.measurement}.{target} is {spec.type.label}; "
@@ -203,15 +240,27 @@ class MappingTable:
                             f"row {row.source!r}: unit {row.unit!r} cannot become "
                             f"{spec.unit} ({self.measurement}.{target})"
                         )
-                    units[target] = unit
+                    units[(row.source, target)] = unit
+                if row.quantum is not None:
+                    if spec.unit is None and row.unit is None and kind in ("gauge", "counter"):
+                        quanta[(row.source, target)] = _quantum(row, "1", "1")  # unitless (power factor)
+                    elif spec.unit is None or kind in ("code", "text"):
+                        raise SchemaError(f"row {row.source!r}: a quantum needs a numeric field with a unit")
+                    else:
+                        quanta[(row.source, target)] = _quantum(row, row.unit or spec.unit, spec.unit)
                 specs[target] = spec
         object.__setattr__(self, "_specs", specs)
         object.__setattr__(self, "_units", units)
+        object.__setattr__(self, "_quanta", quanta)
 
     @property
     def targets(self) -> tuple[str, ...]:
-        """Every schema field this table can write, in row order."""
-        return tuple(t for row in self.rows for t in _row_targets(row))
+        """Every schema field this table can write, in row order, without repeats."""
+        return tuple(dict.fromkeys(t for row in self.rows for t in _row_targets(row)))
+
+    def preference(self, target: str) -> tuple[str, ...]:
+        """The vendor keys that can yield a target, most preferred first."""
+        return tuple(row.source for row in self.rows if target in _row_targets(row))
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -222,9 +271,27 @@ class MappingTable:
         """The catalogue entry of one of this table's targets."""
         return self._specs[target]
 
-    def unit(self, target: str) -> Unit | None:
-        """The parsed vendor unit the table declares for a target (None: no conversion)."""
-        return self._units.get(target)
+    def unit(self, target: str, source: str | None = None) -> Unit | None:
+        """The parsed vendor unit the table declares for a target (None: no conversion).
+
+        `source`: of that row (a target may have several); default the most preferred.
+        """
+        return self._units.get((source or self.preference(target)[0], target))
+
+    def quantum(self, target: str, source: str | None = None) -> Decimal | None:
+        """The step a target's values are rounded to, in the schema unit (None: 12 digits).
+
+        `source`: of that row (a target may have several); default the most preferred.
+        """
+        return self._quanta.get((source or self.preference(target)[0], target))
+
+
+def _quantum(row: Row, from_unit: str, to_unit: str) -> Decimal:
+    assert row.quantum is not None
+    try:
+        return quantum_in(row.quantum, from_unit, to_unit)
+    except UnitError as err:
+        raise SchemaError(f"row {row.source!r}: {err}") from err
 
 
 @dataclass
@@ -234,6 +301,10 @@ class MappingStats:
     `skipped` counts by reason (see SKIP_REASONS); `detail` by (reason, vendor
     key); `mapped` counts field values written, `points` points returned and
     `empty_points` the calls that returned None.
+
+    `drops` lists the whole records refused before any value was read (no data
+    time, an unreadable one, a device that was not asked for), as (device,
+    reason, detail); see `drop_record`.
     """
 
     mapped: int = 0
@@ -241,11 +312,29 @@ class MappingStats:
     empty_points: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     detail: Counter[tuple[str, str]] = field(default_factory=Counter)
+    drops: list[tuple[str, str, str]] = field(default_factory=list)
 
     def skip(self, reason: str, source: str) -> None:
         """Count one value left out."""
         self.skipped[reason] += 1
         self.detail[(reason, source)] += 1
+
+    def drop_record(self, device: str, reason: str, detail: str) -> None:
+        """Refuse a whole record: one log line naming the device and the reason, and counted.
+
+        `reason` is a short key (`no_time`, `bad_time`, `not_requested`); `detail` says it
+        in words. The record is counted in `skipped` (by reason and device, for the
+        summary line) and in `records_dropped`; a vendor's `skipped_values` count leaves
+        it out, so a record is counted once, as a record (issue #7 §4).
+        """
+        self.skip(reason, device)
+        self.drops.append((device, reason, detail))
+        _log.warning("mapping.record_dropped", device=device, reason=reason, detail=detail)
+
+    @property
+    def records_dropped(self) -> int:
+        """Whole records refused (see `drop_record`)."""
+        return len(self.drops)
 
     @property
     def total_skipped(self) -> int:
@@ -263,6 +352,7 @@ class MappingStats:
         self.empty_points += other.empty_points
         self.skipped.update(other.skipped)
         self.detail.update(other.detail)
+        self.drops.extend(other.drops)
         return self
 
     def __add__(self, other: MappingStats) -> MappingStats:
@@ -387,7 +477,7 @@ def _number_in(
     """Coerce to float and convert from the vendor unit to the target's schema unit."""
     number = _float(value)
     schema_unit = table.spec(target).unit
-    vendor: Unit | None = table.unit(target)
+    vendor: Unit | None = table.unit(target, source)
     given = unit_of(source) if unit_of is not None else None
     if given is not None and given.strip():
         try:
@@ -403,10 +493,70 @@ def _number_in(
             raise _Skip("unit") from None
         if not math.isfinite(number):
             raise _Skip("not_finite")
-        return number
-    # No conversion: still drop the vendor's binary float noise (28.700000000000003 °C),
-    # to the same 12 significant digits that conversions keep.
-    return tidy(number)
+    else:
+        # No conversion: still drop the vendor's binary float noise (28.700000000000003 °C),
+        # to the same 12 significant digits that conversions keep.
+        number = tidy(number)
+    # Round to what the vendor measures, not to 12 digits (issue #7 §3).
+    step = table.quantum(target, source)
+    return number if step is None else quantize(number, step)
+
+
+def _check(
+    table: MappingTable,
+    fields: dict[str, FieldValue],
+    origin: Mapping[str, str],
+    residual_raw: float | None,
+    tags: Mapping[str, str],
+    time: int,
+    stats: MappingStats,
+    memory: plausible.Memory | None,
+) -> None:
+    """Drop (count, log) the values the physics rules out; reinterpret a residual that fits."""
+    device = tags.get("device", "")
+
+    def refuse(target: str, verdict: plausible.Verdict) -> None:
+        value = fields.pop(target)
+        stats.mapped -= 1
+        stats.skip("implausible", origin[target])
+        _log.warning(
+            "mapping.implausible",
+            device=device,
+            field=target,
+            variable=origin[target],
+            rule=verdict.rule,
+            value=value,
+            detail=verdict.detail,
+        )
+
+    for target in list(fields):
+        value = fields[target]
+        if not isinstance(value, float):
+            continue
+        verdict = plausible.in_range(target, value) or plausible.counter(memory, device, target, time, value)
+        if verdict is not None:
+            refuse(target, verdict)
+    labelled = fields.get(plausible.RESIDUAL_FIELD)
+    if isinstance(labelled, float) and residual_raw is not None:
+        soc = fields.get(plausible.SOC_FIELD)
+        written, reading, verdict = plausible.residual(
+            memory, device, labelled, residual_raw, soc if isinstance(soc, float) else None
+        )
+        if verdict is not None:
+            refuse(plausible.RESIDUAL_FIELD, verdict)
+        elif written is not None and reading != "labelled":
+            source = origin[plausible.RESIDUAL_FIELD]
+            step = table.quantum(plausible.RESIDUAL_FIELD, source)
+            fields[plausible.RESIDUAL_FIELD] = tidy(written) if step is None else quantize(written, step)
+            _log.info(
+                "mapping.reinterpreted",
+                device=device,
+                field=plausible.RESIDUAL_FIELD,
+                variable=source,
+                rule="residual_vs_soc",
+                reading=reading,
+                value=fields[plausible.RESIDUAL_FIELD],
+            )
 
 
 def as_number(value: Any) -> float | None:
@@ -428,8 +578,14 @@ def apply(
     time: int,
     stats: MappingStats,
     unit_of: Callable[[str], str | None] | None = None,
+    memory: plausible.Memory | None = None,
 ) -> Point | None:
     """Apply a mapping table to one raw vendor record; the point, or None if no field survived.
+
+    The point's values then go through the plausibility checks (`plausible`): a value
+    the physics rules out is left out, counted as `implausible` and logged. `memory`
+    (one per source, kept by the caller) holds what earlier records of each device said,
+    for the checks that need it (counters going backwards, the battery's capacity).
 
     `tags` must be exactly the measurement's tags (SchemaError otherwise);
     `time` is the data time in whole UTC seconds (see `to_utc_seconds`).
@@ -440,9 +596,17 @@ def apply(
     """
     check_tags(table.measurement, tags)
     fields: dict[str, FieldValue] = {}
+    # A value left out is counted only if its field stays empty: another row of the
+    # table (an alternative, or the preferred row) may give it (issue #7 §1).
+    left_out: list[tuple[str, str, tuple[str, ...]]] = []
+    origin: dict[str, str] = {}  # target → the vendor key that gave it
+    residual_raw: float | None = None
     for row in table.rows:
+        targets = _row_targets(row)
+        if all(t in fields for t in targets):
+            continue  # a preferred row gave every field this one could: not even read
         if row.source not in raw:
-            stats.skip("missing", row.source)
+            left_out.append(("missing", row.source, targets))
             continue
         try:
             value = _present(raw[row.source])
@@ -450,9 +614,12 @@ def apply(
                 number = _number_in(value, table, row.source, row.positive, unit_of)
                 if row.invert:
                     number = -number
-                fields[row.positive] = number if number > 0 else 0.0
-                fields[row.negative] = -number if number < 0 else 0.0
-                stats.mapped += 2
+                # Only what no earlier row gave: a direct variable wins over a derived one.
+                for target, part in ((row.positive, number), (row.negative, -number)):
+                    if target not in fields:
+                        fields[target] = part if part > 0 else 0.0
+                        origin[target] = row.source
+                        stats.mapped += 1
                 continue
             if row.transform is not None:
                 try:
@@ -467,10 +634,17 @@ def apply(
                 out = _text(value, table.spec(row.target))
             else:
                 out = _number_in(value, table, row.source, row.target, unit_of)
+                if row.target == plausible.RESIDUAL_FIELD:
+                    residual_raw = _float(value)
             fields[row.target] = out
+            origin[row.target] = row.source
             stats.mapped += 1
         except _Skip as skip:
-            stats.skip(skip.reason, row.source)
+            left_out.append((skip.reason, row.source, targets))
+    for reason, source, targets in left_out:
+        if not all(t in fields for t in targets):
+            stats.skip(reason, source)
+    _check(table, fields, origin, residual_raw, tags, int(time), stats, memory)
     if not fields:
         stats.empty_points += 1
         return None

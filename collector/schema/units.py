@@ -16,7 +16,8 @@ Spelling rules (`parse_unit`):
 * Anything else is a `UnitError` (a ValueError).
 
 Conversion uses decimal arithmetic on the value's shortest repr and rounds the
-result to 12 significant digits, so 1.234 kW is 1234.0 W (not
+result to 12 significant digits (and, where a mapping row gives the vendor's
+resolution, `quantize` rounds it to that step: issue #7 §3), so 1.234 kW is 1234.0 W (not
 1233.9999999999998) and vendor noise such as 7.199999999999818 kWh becomes
 7200.0 Wh. A conversion between two spellings of one unit returns the value
 unchanged (no rounding).
@@ -197,6 +198,36 @@ def convert(value: float, from_unit: str | Unit, to_unit: str | Unit) -> float:
     exact = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
     out = (exact * src.factor + src.offset - dst.offset) / dst.factor
     return float(_ROUND.plus(out))
+
+
+def quantum_in(quantum: str | Decimal, from_unit: str | Unit, to_unit: str | Unit) -> Decimal:
+    """A step (a difference, so without offset) from one unit into another: `0.1` kWh → `100` Wh.
+
+    Raises UnitError for a step that is not a positive number, or different dimensions.
+    """
+    src, dst = _as_unit(from_unit), _as_unit(to_unit)
+    if src.dimension is not dst.dimension:
+        raise UnitError(f"cannot convert {src.symbol} ({src.dimension}) to {dst.symbol} ({dst.dimension})")
+    try:
+        step = Decimal(quantum)
+    except InvalidOperation:
+        raise UnitError(f"a quantum must be a number, not {quantum!r}") from None
+    if not step.is_finite() or step <= 0:
+        raise UnitError(f"a quantum must be positive, not {quantum!r}")
+    return (step * src.factor / dst.factor).normalize()
+
+
+def quantize(value: float, step: Decimal) -> float:
+    """Round a value to a whole multiple of `step` (half to even), in decimal arithmetic.
+
+    `quantize(99.9999999999, Decimal(100))` → 100.0; `quantize(1233.9999999, Decimal(1))` → 1234.0.
+    A non-finite value is returned as it is.
+    """
+    if isinstance(value, bool) or not math.isfinite(value):
+        return float(value)
+    exact = Decimal(repr(float(value)))
+    steps = (exact / step).to_integral_value(rounding=ROUND_HALF_EVEN)
+    return float(_ROUND.plus(steps * step)) + 0.0  # + 0.0: no -0.0
 
 
 def tidy(value: float) -> float:

@@ -101,6 +101,9 @@ class PollResult:
     points: list[Point] = field(default_factory=list)
     latest: dict[str, int] = field(default_factory=dict)
     skipped_values: int = 0
+    #: Whole records refused (no data time, an unreadable one, a device not asked for),
+    #: each logged by the mapper (`mapping.record_dropped`).
+    records_dropped: int = 0
     #: When the vendor should next have fresh data for these devices (Unix time),
     #: e.g. the device's last upload + its upload period + a little lag. The app
     #: shifts the stream's schedule so the next runs fall just after it.

@@ -465,3 +465,43 @@ def test_a_code_beyond_int64_is_skipped_not_written() -> None:
     point = apply(table, {"n": "99999999999999999999", "p": 1.0}, tags=tags, time=1, stats=stats)
     assert point is not None and point.fields == {"pv_power_w": 1.0}
     assert stats.skipped["bad_code"] == 1
+
+
+def test_a_row_quantum_rounds_the_converted_value_to_the_vendors_resolution() -> None:
+    table = MappingTable(
+        "energy",
+        (
+            FieldMap("load", "load_wh", "kWh", "counter", quantum="0.1"),
+            FieldMap("yield", "yield_wh", "kWh", "counter"),  # no quantum: 12 digits
+        ),
+    )
+    raw = {"load": 0.09999999999990905, "yield": 0.09999999999990905}
+    point = apply(table, raw, tags={**TAGS, "period": "hour"}, time=0, stats=MappingStats())
+    assert point is not None and point.fields == {"load_wh": 100.0, "yield_wh": 99.9999999999}
+    assert table.quantum("load_wh") == 100 and table.quantum("yield_wh") is None
+
+
+def test_a_quantum_applies_to_both_parts_of_a_split_and_to_a_per_value_unit() -> None:
+    table = MappingTable(
+        "inverter",
+        (
+            SplitMap("meterPower", "grid_import_power_w", "grid_export_power_w", "kW", quantum="0.001"),
+            FieldMap("res", "battery_residual_energy_wh", "kWh", quantum="0.01"),
+        ),
+    )
+    units = {"res": "0.01kWh"}
+    raw = {"meterPower": -2.4259999999999997, "res": 236.0000001}
+    point = apply(table, raw, tags=TAGS, time=0, stats=MappingStats(), unit_of=units.get)
+    assert point is not None
+    assert point.fields == {
+        "grid_import_power_w": 0.0,
+        "grid_export_power_w": 2426.0,
+        "battery_residual_energy_wh": 2360.0,
+    }
+
+
+def test_a_quantum_is_checked_when_the_table_is_built() -> None:
+    with pytest.raises(SchemaError, match="quantum"):
+        MappingTable("inverter", (FieldMap("x", "pv_power_w", "kW", quantum="0"),))
+    with pytest.raises(SchemaError, match="quantum"):
+        MappingTable("inverter", (FieldMap("x", "status_code", kind="code", quantum="1"),))

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import pytest
 
-from collector.schema.units import BASE_UNITS, Dimension, UnitError, compatible, convert, parse_unit, to_base
+from collector.schema.units import (
+    BASE_UNITS,
+    Dimension,
+    UnitError,
+    compatible,
+    convert,
+    parse_unit,
+    quantize,
+    quantum_in,
+    to_base,
+)
 
 
 @pytest.mark.parametrize(
@@ -168,3 +179,27 @@ def test_convert_rejects_non_numbers() -> None:
         convert("1", "kW", "W")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         convert(True, "kW", "W")
+
+
+def test_quantum_in_converts_a_step_without_offset() -> None:
+    assert quantum_in("0.1", "kWh", "Wh") == Decimal(100)
+    assert quantum_in("0.001", "kW", "W") == Decimal(1)
+    assert quantum_in("0.01", "0.01kWh", "Wh") == Decimal("0.1")
+    assert quantum_in("0.1", "K", "°C") == Decimal("0.1")  # a difference: no offset
+    for bad in ("0", "-1", "x", "NaN"):
+        with pytest.raises(UnitError):
+            quantum_in(bad, "kWh", "Wh")
+    with pytest.raises(UnitError):
+        quantum_in("1", "kWh", "V")
+
+
+def test_quantize_rounds_to_whole_steps_half_to_even() -> None:
+    hundred = Decimal(100)
+    assert quantize(99.9999999999, hundred) == 100.0
+    assert quantize(700.000000001, hundred) == 700.0
+    assert quantize(150.0, hundred) == 200.0 and quantize(250.0, hundred) == 200.0
+    assert quantize(1233.9999999999998, Decimal(1)) == 1234.0
+    assert quantize(-0.4, Decimal(1)) == 0.0 and math.copysign(1, quantize(-0.4, Decimal(1))) == 1
+    assert quantize(-2425.6, Decimal(1)) == -2426.0
+    assert quantize(0.1 + 0.2, Decimal("0.1")) == 0.3
+    assert math.isnan(quantize(math.nan, hundred))

@@ -28,6 +28,7 @@ from collector.errors import (
 )
 from collector.log import get_logger
 from collector.schema.mapping import MappingStats
+from collector.schema.plausible import Memory
 from collector.schema.point import Point
 from collector.state import State
 from collector.vendors.base import Device, PollResult
@@ -169,6 +170,8 @@ class FoxessClient:
             retry_delay=retry_delay,
         )
         self._faults = FaultTracker(state, self._key("open_faults"))
+        # What earlier snapshots said (counters, battery capacity): the plausibility checks.
+        self._memory = Memory()
         # Two stream jobs may open the source at once: one discovery, the other reads its cache.
         self._discover_lock = asyncio.Lock()
 
@@ -315,6 +318,7 @@ class FoxessClient:
             for record in records:
                 dev = by_sn.get(record.device_sn)
                 if dev is None or dev.sn not in wanted:
+                    stats.drop_record(record.device_sn, "not_requested", "a device the request did not name")
                     continue
                 for snap in snapshots_from_real([record], tz=self._tz(dev), stats=stats):
                     data_times.append(snap.time)
@@ -322,7 +326,7 @@ class FoxessClient:
                         dropped += self._settle_generation(dev, gen, snap.time, result)
                     if snap.time <= last.get(dev.sn, 0):
                         continue  # the same snapshot as last time (or older): already written
-                    point = inverter_point(snap, self._tags(dev), stats)
+                    point = inverter_point(snap, self._tags(dev), stats, self._memory)
                     if point is not None:
                         result.points.append(point)
                     result.latest[dev.sn] = max(result.latest.get(dev.sn, 0), snap.time)
@@ -335,6 +339,7 @@ class FoxessClient:
             messages = await self._fault_messages(fetch=result.error is None)
             result.points += fault_points(events, messages, lambda sn: self._tags(by_sn[sn]), stats)
         result.skipped_values = reportable_skips(stats) + dropped
+        result.records_dropped = stats.records_dropped
         result.next_data_at = next_upload(
             data_times, self._clock.time(), period=UPLOAD_PERIOD, lag=UPLOAD_LAG
         )
@@ -567,14 +572,21 @@ class FoxessClient:
         stats = MappingStats()
         result = PollResult()
         tags = self._tags(device)
-        for snap in snapshots_from_history(read_history(raw, HISTORY_PATH), tz=self._tz(device), stats=stats):
-            if snap.device_sn != device.sn or not start <= snap.time < end:
+        records = []
+        for rec in read_history(raw, HISTORY_PATH):
+            if rec.device_sn != device.sn:
+                stats.drop_record(rec.device_sn, "not_requested", "a device the request did not name")
+            else:
+                records.append(rec)
+        for snap in snapshots_from_history(records, tz=self._tz(device), stats=stats):
+            if not start <= snap.time < end:
                 continue
-            point = inverter_point(snap, tags, stats)
+            point = inverter_point(snap, tags, stats, self._memory)
             if point is not None:
                 result.points.append(point)
                 result.latest[device.sn] = max(result.latest.get(device.sn, 0), snap.time)
         result.skipped_values = reportable_skips(stats)
+        result.records_dropped = stats.records_dropped
         return result
 
     # -- side calls: fault table, access count ----------------------------------------------------

@@ -8,8 +8,9 @@ label is known to lie (`UNIT_OVERRIDES`).
 Before a record reaches `apply` it is normalised (`normalise`), still in vendor
 terms: variable names folded to the doc's spelling (`soc` → `SoC`), per-pack
 battery variables (`SoC_1`, `Soc_2`, `batVolt_1` …) combined where the aggregate
-is missing or 0, and documented fallbacks filled in (`meterPower` from
-`gridConsumptionPower − feedinPower`, …). Every rule names its source in the
+is missing or 0. Where several variables can yield one field (`gridConsumptionPower`,
+then the signed `meterPower`), the table lists them in order of preference and
+`apply` takes the first that gives a value. Every rule names its source in the
 field notes (research/foxess.md) or the doc (vendor-docs/foxess-open-api.txt).
 
 `docs/vendors/foxess.md` lists every row of these tables; a test holds the two together.
@@ -17,9 +18,10 @@ field notes (research/foxess.md) or the doc (vendor-docs/foxess-open-api.txt).
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -36,6 +38,7 @@ from collector.schema.mapping import (
     parse_zone,
     to_utc_seconds,
 )
+from collector.schema.plausible import CORRUPT_ABOVE, Memory, refuse_corrupt
 from collector.schema.point import Point
 from collector.vendors.foxess.codes import result_of
 from collector.vendors.foxess.responses import (
@@ -53,19 +56,10 @@ from collector.vendors.foxess.variables import KNOWN_VARIABLES
 
 VENDOR = "foxess"
 
-#: A value at or above this (in the vendor's unit) is a corrupted register, not a
-#: reading: the high 16 bits of a 32-bit total are garbage after firmware updates
-#: (research/foxess.md §4.3 (c) and §5: TonyM masks values > 200,000,000; EnergyStats
-#: "data ceiling", e.g. 201,539,769 that should read 3461.8).
-CORRUPT_ABOVE = 200_000_000.0
-
-
-def _ceiling(value: Any) -> Any:
-    """Row transform: refuse a corrupted value (counted as `transform`), pass the rest."""
-    number = as_number(value)
-    if number is not None and abs(number) >= CORRUPT_ABOVE:
-        raise ValueError(f"corrupt value {number!r}")
-    return value
+# A value at or above CORRUPT_ABOVE (in the vendor's unit) is a corrupted register
+# (research/foxess.md §4.3 (c) and §5): the shared check in collector/schema/plausible.py,
+# used here as the row transform of every gauge and counter.
+_ceiling = refuse_corrupt
 
 
 def unmask_register(value: float) -> float:
@@ -143,12 +137,29 @@ def _first_fault(value: Any) -> int | None:
 # -- the inverter table -------------------------------------------------------------------------
 
 
-def _gauge(source: str, target: str, unit: str | None) -> FieldMap:
-    return FieldMap(source, target, unit, "gauge", _ceiling)
+#: The vendor's resolution (issue #7 §3), in the row's unit. Powers are kW with three
+#: decimals (a 1-W register × 0.001: `1.8559999999999999`); counters, report and generation
+#: values come from 0.1-kWh registers (research/foxess.md §5: "Report/generation/counters are
+#: kWh with 0.1 kWh resolution"). Where a real answer shows a finer step, it wins:
+#: `energyThroughput` 1381.765 (§5, foxessprom) → 0.001 kWh; `ResidualEnergy` is sent in
+#: 0.01 kWh (§5: 236.0 "0.01kWh") → 0.01 kWh. Other rows: no step known, 12 digits.
+KW_STEP = "0.001"
+REGISTER_STEP = "0.1"
 
 
-def _counter(source: str, target: str, unit: str) -> FieldMap:
-    return FieldMap(source, target, unit, "counter", _ceiling)
+def _gauge(source: str, target: str, unit: str | None, quantum: str | None = None) -> FieldMap:
+    if quantum is None and unit in ("kW", "kvar"):
+        quantum = KW_STEP
+    return FieldMap(source, target, unit, "gauge", _ceiling, quantum)
+
+
+def _counter(source: str, target: str, unit: str, quantum: str = REGISTER_STEP) -> FieldMap:
+    return FieldMap(source, target, unit, "counter", _ceiling, quantum)
+
+
+def _split(source: str, positive: str, negative: str, *, alternative: bool = False) -> SplitMap:
+    """A signed kW value split by its sign (kW with three decimals)."""
+    return SplitMap(source, positive, negative, "kW", quantum=KW_STEP, alternative=alternative)
 
 
 _PHASES = (("R", "a"), ("S", "b"), ("T", "c"))
@@ -167,21 +178,29 @@ INVERTER_ROWS: tuple[Row, ...] = (
     # AC output incl. battery; negative while the battery charges from the grid (§5).
     _gauge("generationPower", "ac_power_w", "kW"),
     _gauge("loadsPower", "load_power_w", "kW"),
+    # Grid and battery flows, most preferred first (issue #7 §1): the direct, non-negative
+    # variables, each on its own; the signed one only fills what they did not give.
+    _gauge("gridConsumptionPower", "grid_import_power_w", "kW"),
+    _gauge("feedinPower", "grid_export_power_w", "kW"),
     # meterPower: positive = import, negative = export (§5: equals gridConsumptionPower in
     # three fixtures, −0.588 while feedinPower 0.588 in com.foxess foxEssPointMap.js).
-    SplitMap("meterPower", "grid_import_power_w", "grid_export_power_w", "kW"),
+    _split("meterPower", "grid_import_power_w", "grid_export_power_w", alternative=True),
+    # batDischargePower / batChargePower may be null while idle (§5, foxess-ha guards).
+    _gauge("batDischargePower", "battery_discharge_power_w", "kW"),
+    _gauge("batChargePower", "battery_charge_power_w", "kW"),
     # invBatPower: positive = discharge, negative = charge (§5: batpred, foxess-ha README,
     # foxessprom fixture invBatPower 0.473 with batDischargePower 0.473).
-    SplitMap("invBatPower", "battery_discharge_power_w", "battery_charge_power_w", "kW"),
+    _split("invBatPower", "battery_discharge_power_w", "battery_charge_power_w", alternative=True),
     _gauge("SoC", "battery_soc_pct", "%"),
     _gauge("SOH", "battery_soh_pct", "%"),
     # Inverter-side battery voltage/current: the BMS-side batCurrent is unreliable (§5).
     _gauge("invBatVolt", "battery_voltage_v", "V"),
+    FieldMap("batVolt", "battery_voltage_v", "V", "gauge", _ceiling, alternative=True),  # BMS side
     # The vendor's sign is kept: positive = discharge (§5); see the docs page.
     _gauge("invBatCurrent", "battery_current_a", "A"),
     _gauge("batTemperature", "battery_temperature_c", "°C"),
     # Doc: kWh; real answers label it 0.01kWh / 0.1kWh / kWh — the per-value unit wins (§5).
-    _gauge("ResidualEnergy", "battery_residual_energy_wh", "kWh"),
+    _gauge("ResidualEnergy", "battery_residual_energy_wh", "kWh", "0.01"),
     _gauge("epsPower", "eps_power_w", "kW"),
     _gauge("ReactivePower", "reactive_power_var", "kvar"),
     _gauge("PowerFactor", "power_factor", None),
@@ -203,19 +222,19 @@ INVERTER_ROWS: tuple[Row, ...] = (
     _counter("loads", "load_energy_total_wh", "kWh"),
     # Labelled Wh (doc; foxessprom 1381.765 "Wh") or kWh (batpred 2025: 2255.872) — the
     # magnitude is kWh either way (§5; foxess-ha PR#257): UNIT_OVERRIDES ignores the label.
-    _counter("energyThroughput", "battery_throughput_energy_total_wh", "kWh"),
+    _counter("energyThroughput", "battery_throughput_energy_total_wh", "kWh", "0.001"),
     *(_gauge(f"epsVolt{p}", f"eps_phase_{x}_voltage_v", "V") for p, x in _PHASES),
     *(_gauge(f"epsCurrent{p}", f"eps_phase_{x}_current_a", "A") for p, x in _PHASES),
     *(_gauge(f"epsPower{p}", f"eps_phase_{x}_power_w", "kW") for p, x in _PHASES),
     *(_gauge(f"loadsPower{p}", f"load_phase_{x}_power_w", "kW") for p, x in _PHASES),
     # Same convention as meterPower (assumed, §5: "meterPowerR/S/T follow the same convention").
     *(
-        SplitMap(f"meterPower{p}", f"grid_phase_{x}_import_power_w", f"grid_phase_{x}_export_power_w", "kW")
+        _split(f"meterPower{p}", f"grid_phase_{x}_import_power_w", f"grid_phase_{x}_export_power_w")
         for p, x in _PHASES
     ),
     # CT2 on an external generator: negative while it generates (§5: TonyM invert_ct2=1),
     # i.e. the meterPower convention — negative is energy flowing out past the meter.
-    SplitMap("meterPower2", "meter2_import_power_w", "meter2_export_power_w", "kW"),
+    _split("meterPower2", "meter2_import_power_w", "meter2_export_power_w"),
     _gauge("boostTemperation", "boost_temperature_c", "°C"),
     _gauge("chargeTemperature", "charger_temperature_c", "°C"),
     _gauge("dspTemperature", "dsp_temperature_c", "°C"),
@@ -228,16 +247,9 @@ INVERTER_ROWS: tuple[Row, ...] = (
 INVERTER_TABLE = MappingTable("inverter", INVERTER_ROWS)
 
 #: Doc variables deliberately not written, and why (the docs page lists them too).
-_GRID_FALLBACK = "fallback: meterPower = gridConsumptionPower − feedinPower when meterPower is absent"
-_BATTERY_FALLBACK = "fallback: invBatPower = batDischargePower − batChargePower when invBatPower is absent"
 NOT_WRITTEN: Mapping[str, str] = {
     "SFreq": "one grid frequency: RFreq is written as grid_frequency_hz",
     "TFreq": "one grid frequency: RFreq is written as grid_frequency_hz",
-    "gridConsumptionPower": _GRID_FALLBACK,
-    "feedinPower": _GRID_FALLBACK,
-    "batDischargePower": _BATTERY_FALLBACK,
-    "batChargePower": _BATTERY_FALLBACK,
-    "batVolt": "fallback: used as invBatVolt when invBatVolt is absent",
     "batCurrent": "BMS-side current, unreliable in sign and size (research §5): invBatCurrent is written",
     "batStatusV2": "free text ('Normal', 'Charge') restating batStatus and the battery power sign",
 }
@@ -273,23 +285,6 @@ PACK_COMBINE: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Fallback:
-    """Fill `target` from other variables when it is absent or not a number."""
-
-    target: str
-    sources: tuple[str, ...]
-    rule: str  # "a - b" or "a"
-
-
-#: Fallbacks, tried in order after pack combination (research/foxess.md §7.7).
-FALLBACKS: tuple[Fallback, ...] = (
-    Fallback("meterPower", ("gridConsumptionPower", "feedinPower"), "a - b"),
-    Fallback("invBatPower", ("batDischargePower", "batChargePower"), "a - b"),
-    Fallback("invBatVolt", ("batVolt",), "a"),
-)
-
-
 def canonical(name: str) -> str:
     """The doc's spelling of a variable name (case-insensitive), else the name as given."""
     return _CANONICAL.get(name.lower(), name)
@@ -313,7 +308,11 @@ def _numeric(value: Any) -> float | None:
 def normalise(
     values: Mapping[str, Any], units: Mapping[str, str | None]
 ) -> tuple[dict[str, Any], dict[str, str | None]]:
-    """Fold names, combine battery packs, apply fallbacks. Pure; returns new dicts."""
+    """Fold names, combine battery packs. Pure; returns new dicts.
+
+    Fallbacks between variables (`meterPower` for the grid flows, …) are no longer made
+    here: they are alternative rows of the table, applied by `apply` (issue #7 §1).
+    """
     vals: dict[str, Any] = {}
     unit: dict[str, str | None] = {}
     packs: dict[str, list[tuple[Any, str | None]]] = {}
@@ -343,21 +342,6 @@ def normalise(
         )
         vals[base] = combined
         unit[base] = usable[0][1]
-    for fb in FALLBACKS:
-        if _numeric(vals.get(fb.target)) is not None:
-            continue
-        parts = [(_numeric(vals.get(s)), unit.get(s)) for s in fb.sources]
-        if any(n is None for n, _ in parts) or len({u for _, u in parts}) != 1:
-            continue
-        a = parts[0][0]
-        assert a is not None
-        if fb.rule == "a - b":
-            b = parts[1][0]
-            assert b is not None
-            vals[fb.target] = a - b
-        else:
-            vals[fb.target] = a
-        unit[fb.target] = parts[0][1]
     # currentFault "" is the vendor's "no active fault" (§4.1), not an unknown value.
     if isinstance(vals.get("currentFault"), str) and not str(vals["currentFault"]).strip():
         del vals["currentFault"]
@@ -386,15 +370,29 @@ def _time(text: str | None, tz: str | None) -> int:
 
 
 def snapshots_from_real(
-    records: Iterable[RealRecord], *, tz: str | None, stats: MappingStats
+    records: Iterable[RealRecord],
+    *,
+    tz: str | None,
+    stats: MappingStats,
+    wanted: Collection[str] | None = None,
 ) -> list[Snapshot]:
-    """One snapshot per device with a readable data time (an unreadable one is counted and skipped)."""
+    """One snapshot per device with a readable data time.
+
+    A record without a data time, with an unreadable one, or (with `wanted`) of a device
+    the request did not name is refused whole: `stats.drop_record` logs and counts it.
+    """
     out: list[Snapshot] = []
     for rec in records:
+        if wanted is not None and rec.device_sn not in wanted:
+            stats.drop_record(rec.device_sn, "not_requested", "a device the request did not name")
+            continue
+        if rec.time is None:
+            stats.drop_record(rec.device_sn, "no_time", "no data time in the record")
+            continue
         try:
             ts = _time(rec.time, tz)
         except TimeParseError:
-            stats.skip("bad_time", rec.device_sn)
+            stats.drop_record(rec.device_sn, "bad_time", f"unreadable data time {rec.time!r}")
             continue
         raw_values: dict[str, Any] = {}
         raw_units: dict[str, str | None] = {}
@@ -425,8 +423,10 @@ def snapshots_from_history(
                     try:
                         parsed[text] = _time(text, tz)
                     except TimeParseError:
+                        # Every variable of one upload shares its time string (§4.2): an
+                        # unreadable one refuses the whole upload, said and counted once.
                         parsed[text] = None
-                        stats.skip("bad_time", series.variable)
+                        stats.drop_record(rec.device_sn, "bad_time", f"unreadable data time {text!r}")
                 ts = parsed[text]
                 if ts is None:
                     continue
@@ -443,10 +443,22 @@ def device_tags(source: str, site: str, device: str) -> dict[str, str]:
     return {"vendor": VENDOR, "source": source, "site": site, "device": device}
 
 
-def inverter_point(snap: Snapshot, tags: Mapping[str, str], stats: MappingStats) -> Point | None:
-    """The `inverter` point of one snapshot (None when no field survived)."""
+def inverter_point(
+    snap: Snapshot, tags: Mapping[str, str], stats: MappingStats, memory: Memory | None = None
+) -> Point | None:
+    """The `inverter` point of one snapshot (None when no field survived).
+
+    `memory`: what earlier snapshots said (counters, battery capacity), for the
+    plausibility checks that need it (collector/schema/plausible.py).
+    """
     return apply(
-        INVERTER_TABLE, snap.values, tags=tags, time=snap.time, stats=stats, unit_of=_unit_of(snap.units)
+        INVERTER_TABLE,
+        snap.values,
+        tags=tags,
+        time=snap.time,
+        stats=stats,
+        unit_of=_unit_of(snap.units),
+        memory=memory,
     )
 
 
@@ -589,8 +601,9 @@ def reportable_skips(stats: MappingStats) -> int:
     """Values left out that the vendor did send (null, empty, unusable): not `missing` ones.
 
     A single-string inverter simply has no pv2…pv18 variables; that is not a data problem.
+    Whole records refused are not values: they are counted in `stats.records_dropped`.
     """
-    return stats.total_skipped - stats.skipped.get("missing", 0)
+    return stats.total_skipped - stats.skipped.get("missing", 0) - stats.records_dropped
 
 
 def next_upload(data_times: Iterable[int], now: float, *, period: float, lag: float) -> float | None:
@@ -614,22 +627,64 @@ def next_upload(data_times: Iterable[int], now: float, *, period: float, lag: fl
 # -- saved-response parsers (`solar-collector parse`) ----------------------------------------------
 
 
+def _requested_sns(request: str | None) -> set[str] | None:
+    """The serials a saved real-time / history request body names (`sns`, `sn`); None: any."""
+    if request is None:
+        return None
+    try:
+        body = json.loads(request)
+    except ValueError as err:
+        raise ValueError(f"the request body is not JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise ValueError("the request body is not a JSON object")
+    sns = body.get("sns")
+    if isinstance(sns, list):
+        return {str(sn) for sn in sns}
+    if isinstance(body.get("sn"), str):
+        return {body["sn"]}
+    return None
+
+
 def parse_real(
-    raw_text: str, *, tz: str | None = "UTC", request: str | None = None, source: str = "", site: str = ""
+    raw_text: str,
+    *,
+    tz: str | None = "UTC",
+    request: str | None = None,
+    source: str = "",
+    site: str = "",
+    stats: MappingStats | None = None,
 ) -> list[Point]:
-    """A saved v0/v1 real-time answer → `inverter` points (`parse --endpoint real`)."""
-    stats = MappingStats()
-    snaps = snapshots_from_real(read_real(result_of(raw_text, endpoint="real/query")), tz=tz, stats=stats)
+    """A saved v0/v1 real-time answer → `inverter` points (`parse --endpoint real`).
+
+    With `request` (the body sent), devices it did not name are refused. Refused records
+    are in `stats.drops` when `stats` is given (the CLI reports them and exits 1).
+    """
+    stats = MappingStats() if stats is None else stats
+    records = read_real(result_of(raw_text, endpoint="real/query"))
+    snaps = snapshots_from_real(records, tz=tz, stats=stats, wanted=_requested_sns(request))
     return _points(snaps, source, site, stats)
 
 
 def parse_history(
-    raw_text: str, *, tz: str | None = "UTC", request: str | None = None, source: str = "", site: str = ""
+    raw_text: str,
+    *,
+    tz: str | None = "UTC",
+    request: str | None = None,
+    source: str = "",
+    site: str = "",
+    stats: MappingStats | None = None,
 ) -> list[Point]:
     """A saved history answer → `inverter` points, oldest first (`parse --endpoint history`)."""
-    stats = MappingStats()
+    stats = MappingStats() if stats is None else stats
     records = read_history(result_of(raw_text, endpoint="history/query"))
-    return _points(snapshots_from_history(records, tz=tz, stats=stats), source, site, stats)
+    wanted = _requested_sns(request)
+    kept = []
+    for rec in records:
+        if wanted is not None and rec.device_sn not in wanted:
+            stats.drop_record(rec.device_sn, "not_requested", "a device the request did not name")
+        else:
+            kept.append(rec)
+    return _points(snapshots_from_history(kept, tz=tz, stats=stats), source, site, stats)
 
 
 def parse_report(
@@ -640,6 +695,7 @@ def parse_report(
     source: str = "",
     site: str = "",
     now: int | None = None,
+    stats: MappingStats | None = None,
 ) -> list[Point]:
     """A saved report answer and its request body → `energy` points (`parse --endpoint report`).
 
@@ -651,14 +707,20 @@ def parse_report(
     req = read_report_request(request)
     series = read_report(result_of(raw_text, endpoint="report/query"))
     return map_report(
-        series, req, tz=tz or "UTC", tags=device_tags(source, site, req.sn), stats=MappingStats(), now=now
+        series,
+        req,
+        tz=tz or "UTC",
+        tags=device_tags(source, site, req.sn),
+        stats=MappingStats() if stats is None else stats,
+        now=now,
     )
 
 
 def _points(snaps: Iterable[Snapshot], source: str, site: str, stats: MappingStats) -> list[Point]:
     out: list[Point] = []
+    memory = Memory()  # one saved answer: its records in data-time order judge each other
     for snap in snaps:
-        point = inverter_point(snap, device_tags(source, site, snap.device_sn), stats)
+        point = inverter_point(snap, device_tags(source, site, snap.device_sn), stats, memory)
         if point is not None:
             out.append(point)
     return out

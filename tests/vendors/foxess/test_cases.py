@@ -9,19 +9,24 @@ context (reports), and `expected.lp`, written by hand.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector.schema.fields import point_problems
+from collector.schema.mapping import MappingStats
 from collector.vendors.foxess import PARSERS
+from tests.conftest import ROOT
 
 CASES = Path(__file__).parent / "cases"
 FOLDERS = sorted(p for p in CASES.iterdir() if p.is_dir())
 
 
-def run_case(folder: Path) -> list[str]:
+def run_case(folder: Path, stats: MappingStats | None = None) -> list[str]:
     case = json.loads((folder / "case.json").read_text())
     request = folder / "request.json"
     kw: dict[str, Any] = {
@@ -29,6 +34,7 @@ def run_case(folder: Path) -> list[str]:
         "request": request.read_text() if request.exists() else None,
         "source": case["source"],
         "site": case["site"],
+        "stats": MappingStats() if stats is None else stats,
     }
     if "now" in case:
         kw["now"] = case["now"]
@@ -49,7 +55,43 @@ def test_there_are_cases() -> None:
 @pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
 def test_case(folder: Path) -> None:
     expected = (folder / "expected.lp").read_text().splitlines()
-    assert run_case(folder) == expected
+    stats = MappingStats()
+    assert run_case(folder, stats) == expected
+    # `dropped` in case.json: the records refused whole, as [device, reason] (issue #7 §4).
+    case = json.loads((folder / "case.json").read_text())
+    assert [[device, reason] for device, reason, _ in stats.drops] == case.get("dropped", [])
+    # `implausible`: the vendor keys whose values the physics rules out (issue #7 §2).
+    implausible = sorted(
+        src for (reason, src), n in stats.detail.items() if reason == "implausible" for _ in range(n)
+    )
+    assert implausible == case.get("implausible", [])
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+def test_case_through_the_parse_command(folder: Path) -> None:
+    """`solar-collector parse`, as a user runs it, prints the case's lines (without the tags it
+    cannot know: source, site); a refused record is said on stderr with its device, exit 1."""
+    case = json.loads((folder / "case.json").read_text())
+    args = ["parse", "--vendor", "foxess", "--endpoint", case["endpoint"], "--tz", case["tz"]]
+    if (folder / "request.json").exists():
+        args += ["--request", str(folder / "request.json")]
+    run = subprocess.run(
+        [sys.executable, "-m", "collector", *args, str(folder / "response.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    expected = (folder / "expected.lp").read_text().splitlines()
+    site, source = f",site={case['site']}", f",source={case['source']}"
+    untagged = [line.replace(site, "").replace(source, "") for line in expected]
+    if "now" not in case:  # without `now`, parse writes every slot (future zeros too)
+        assert run.stdout.splitlines() == untagged
+    dropped = case.get("dropped", [])
+    assert run.returncode == (1 if dropped else 0), run.stderr
+    for device, reason in dropped:
+        assert f"record dropped: device {device}: " in run.stderr and f"({reason})" in run.stderr
 
 
 def test_parse_defaults_leave_unknown_tags_out() -> None:

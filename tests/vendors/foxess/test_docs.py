@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import re
 
-from collector.schema.mapping import FieldMap, Row, SplitMap
+from collector.schema.mapping import MappingTable, SplitMap
+from collector.schema.plausible import rules_for
 from collector.schema.units import parse_unit
 from collector.vendors.foxess import FOXESS_SPEC
 from collector.vendors.foxess.client import ENDPOINTS
 from collector.vendors.foxess.mapping import (
     GENERATION_TABLE,
-    INVERTER_ROWS,
+    INVERTER_TABLE,
     NOT_WRITTEN,
-    REPORT_ROWS,
+    REPORT_TABLE,
     STATE_OF,
 )
 from collector.vendors.foxess.variables import RUNNING_STATES
@@ -50,30 +51,64 @@ def unit_key(unit: str | None) -> str:
     return "—" if unit is None else parse_unit(unit).symbol
 
 
-def documented(name: str) -> set[tuple[str, str, str]]:
+def documented(name: str) -> set[tuple[str, str, str, str]]:
+    """(variable, unit, quantum, field) of each row of a mapping table on the page."""
     out = set()
-    for var, unit, field, *_ in table(name):
+    for var, unit, quantum, field, *_ in table(name):
         for v, f in expand(var, field):
-            out.add((v, unit_key(None if unit == "—" else unit), f))
+            out.add((v, unit_key(None if unit == "—" else unit), quantum, f))
     return out
 
 
-def coded(rows: tuple[Row, ...] | tuple[FieldMap, ...]) -> set[tuple[str, str, str]]:
+def quantum_text(mtable: MappingTable, target: str) -> str:
+    """The step a field is rounded to, as the page writes it (`100 Wh`; `—`: 12 digits)."""
+    step = mtable.quantum(target)
+    if step is None:
+        return "—"
+    text = f"{step:f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    unit = mtable.spec(target).unit
+    return f"{text} {unit}" if unit else text
+
+
+def coded(mtable: MappingTable) -> set[tuple[str, str, str, str]]:
     out = set()
-    for row in rows:
+    for row in mtable.rows:
         targets = (row.positive, row.negative) if isinstance(row, SplitMap) else (row.target,)
         for target in targets:
-            out.add((row.source, unit_key(row.unit), target))
+            out.add((row.source, unit_key(row.unit), quantum_text(mtable, target), target))
     return out
 
 
 def test_inverter_table_matches_the_page() -> None:
-    assert documented("inverter") == coded(INVERTER_ROWS)
+    assert documented("inverter") == coded(INVERTER_TABLE)
 
 
 def test_energy_and_generation_tables_match_the_page() -> None:
-    assert documented("energy") == coded(REPORT_ROWS)
-    assert documented("generation") == coded(tuple(GENERATION_TABLE.rows))
+    assert documented("energy") == coded(REPORT_TABLE)
+    assert documented("generation") == coded(GENERATION_TABLE)
+
+
+def test_preference_order_matches_the_page() -> None:
+    """Each field several variables can yield: the page says which, in the table's order."""
+    page = {field: tuple(v.strip(" `") for v in names.split(",")) for field, names in table("preference")}
+    several = {t: INVERTER_TABLE.preference(t) for t in INVERTER_TABLE.targets}
+    assert page == {t: p for t, p in several.items() if len(p) > 1}
+
+
+def _fields(pattern: str) -> list[str]:
+    if "{N}" in pattern:
+        return [pattern.replace("{N}", str(n)) for n in _N]
+    if "{a,b,c}" in pattern:
+        return [pattern.replace("{a,b,c}", x) for _, x in _PHASES]
+    return [pattern]
+
+
+def test_plausibility_rules_match_the_page() -> None:
+    """Every field of the inverter table that a shared rule judges is on the page, with its rule."""
+    page = {(f, rule) for field, rule, _ in table("plausible") for f in _fields(field)}
+    code = {(t, rule) for t in INVERTER_TABLE.targets for rule in rules_for(t)}
+    assert page == code
 
 
 def test_not_written_matches_the_page() -> None:

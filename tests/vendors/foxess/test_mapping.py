@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from collector.schema.fields import INVERTER_STATES
-from collector.schema.mapping import MappingStats
+from collector.schema.mapping import FieldMap, MappingStats, Row, SplitMap
 from collector.schema.point import FieldValue
 from collector.vendors.foxess.mapping import (
     INVERTER_ROWS,
@@ -21,6 +21,7 @@ from collector.vendors.foxess.mapping import (
     inverter_point,
     next_upload,
     normalise,
+    parse_history,
     parse_real,
     reportable_skips,
     snapshots_from_real,
@@ -104,19 +105,59 @@ def test_inv_bat_power_positive_is_discharge(bat: float, dis: float, chg: float)
     assert (f["battery_discharge_power_w"], f["battery_charge_power_w"]) == (dis, chg)
 
 
-def test_fallbacks_only_when_the_signed_value_is_absent() -> None:
+def test_direct_flows_win_and_the_signed_value_fills_only_the_rest() -> None:
+    # Issue #7 §1 (this test said the opposite before: meterPower won, and a lone
+    # gridConsumptionPower was lost for want of feedinPower).
     f = fields(("gridConsumptionPower", "kW", 0.2), ("feedinPower", "kW", 0.0))
     assert (f["grid_import_power_w"], f["grid_export_power_w"]) == (200.0, 0.0)
     f = fields(("batChargePower", "kW", 0.7), ("batDischargePower", "kW", 0.0))
     assert (f["battery_discharge_power_w"], f["battery_charge_power_w"]) == (0.0, 700.0)
-    # meterPower present: the split flows are ignored, even when they disagree.
+    # Both present and disagreeing: the direct variable wins.
     f = fields(("meterPower", "kW", 0.3), ("gridConsumptionPower", "kW", 0.9), ("feedinPower", "kW", 0.0))
-    assert f["grid_import_power_w"] == 300.0
-    # Units differ: no subtraction (converting is apply's job, not the normaliser's).
+    assert (f["grid_import_power_w"], f["grid_export_power_w"]) == (900.0, 0.0)
+    # Each direct variable on its own, in its own unit.
     f = fields(("gridConsumptionPower", "kW", 0.2), ("feedinPower", "W", 100))
-    assert "grid_import_power_w" not in f
+    assert (f["grid_import_power_w"], f["grid_export_power_w"]) == (200.0, 100.0)
+    f = fields(("gridConsumptionPower", "kW", 2.426))
+    assert f == {"grid_import_power_w": 2426.0}
+    # One direct part, the other from the signed value.
+    f = fields(("feedinPower", "kW", 0.588), ("meterPower", "kW", -0.588))
+    assert (f["grid_import_power_w"], f["grid_export_power_w"]) == (0.0, 588.0)
+    f = fields(("batChargePower", "kW", None), ("batDischargePower", "kW", None), ("invBatPower", "kW", 0))
+    assert (f["battery_discharge_power_w"], f["battery_charge_power_w"]) == (0.0, 0.0)
     f = fields(("batVolt", "V", 52.1))
     assert f["battery_voltage_v"] == 52.1
+    assert fields(("batVolt", "V", 52.1), ("invBatVolt", "V", 52.4))["battery_voltage_v"] == 52.4
+
+
+def test_a_value_left_out_is_not_counted_when_another_variable_gives_its_field() -> None:
+    stats = MappingStats()
+    items = (RealValue("batChargePower", "kW", None), RealValue("invBatPower", "kW", 0.5))
+    [snap] = snapshots_from_real([RealRecord("SN1", TIME, items)], tz="UTC", stats=stats)
+    point = inverter_point(snap, device_tags("s", "site", "SN1"), stats)
+    assert point is not None and point.fields["battery_charge_power_w"] == 0.0
+    assert reportable_skips(stats) == 0
+    stats = MappingStats()
+    [snap] = snapshots_from_real(
+        [RealRecord("SN1", TIME, (RealValue("feedinPower", "kW", "--"),))], tz="UTC", stats=stats
+    )
+    assert inverter_point(snap, device_tags("s", "site", "SN1"), stats) is None
+    assert stats.skipped["non_numeric"] == 1  # nothing else gave grid_export_power_w
+
+
+SAMPLE = {"_hz": 50.0, "_pct": 50.0, "_v": 230.0, "_c": 25.0}
+
+
+@pytest.mark.parametrize("row", INVERTER_ROWS, ids=lambda r: f"{r.source}")
+def test_each_variable_alone_yields_its_fields(row: Row) -> None:
+    """Issue #7 §1: every variable of the table, fed alone, writes what it can."""
+    targets = (row.positive, row.negative) if isinstance(row, SplitMap) else (row.target,)
+    if isinstance(row, FieldMap) and row.kind in ("code", "text"):
+        value: Any = "4113" if row.source == "currentFault" else "163"
+    else:
+        value = next((v for suffix, v in SAMPLE.items() if targets[0].endswith(suffix)), 1.5)
+    f = fields((row.source, row.unit, value))
+    assert set(targets) <= set(f), (row.source, f)
 
 
 def test_multi_battery_packs() -> None:
@@ -239,3 +280,35 @@ def test_next_upload() -> None:
     # A device offline for an hour tells nothing.
     assert next_upload([1000], 1000 + 3600, period=300, lag=20) is None
     assert next_upload([], 1000, period=300, lag=20) is None
+
+
+def test_a_device_the_request_did_not_name_is_dropped_and_said() -> None:
+    stats = MappingStats()
+    raw = (CASES / "real_v1_fault" / "response.json").read_text()
+    points = parse_real(raw, tz="UTC", request='{"sns": ["TESTSN0000A0001"]}', stats=stats)
+    assert [p.tags["device"] for p in points] == ["TESTSN0000A0001"]
+    assert [(d, r) for d, r, _ in stats.drops] == [("TESTSN0000B0002", "not_requested")]
+    assert stats.records_dropped == 1 and reportable_skips(stats) == 0
+
+
+def test_a_history_upload_with_an_unreadable_time_is_dropped_once() -> None:
+    raw = json.dumps(
+        [
+            {
+                "deviceSN": "SN1",
+                "datas": [
+                    {
+                        "variable": "pvPower",
+                        "unit": "kW",
+                        "data": [{"time": "soon", "value": 1.0}, {"time": TIME, "value": 2.0}],
+                    },
+                    {"variable": "loadsPower", "unit": "kW", "data": [{"time": "soon", "value": 0.5}]},
+                ],
+            }
+        ]
+    )
+    stats = MappingStats()
+    points = parse_history(raw, tz="UTC", stats=stats)
+    assert [p.fields for p in points] == [{"pv_power_w": 2000.0}]
+    assert [(d, r) for d, r, _ in stats.drops] == [("SN1", "bad_time")]
+    assert reportable_skips(stats) == 0
