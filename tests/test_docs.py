@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collector.schema.fields import markdown_table, markdown_tag_meanings_table, markdown_tags_table
+from collector.vendors import quanta
 from tests.conftest import ROOT
 
 BEGIN = "<!-- schema-table: generated from collector/schema/fields.py; tests hold the two together -->"
@@ -12,7 +13,7 @@ END = "<!-- /schema-table -->"
 def generated() -> str:
     return (
         f"{BEGIN}\n\n{markdown_tag_meanings_table()}\n\n{markdown_tags_table()}\n\n"
-        f"{markdown_table()}\n\n{END}"
+        f"{markdown_table(quanta())}\n\n{END}"
     )
 
 

@@ -473,21 +473,25 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown_table() -> str:
+def markdown_table(quanta: Mapping[tuple[str, str], str] | None = None) -> str:
     """The README's schema table: one row per field of every measurement.
 
-    Columns: measurement, field, unit, type, meaning. Pattern fields appear as
-    their pattern (`pv{N}_power_w`).
+    Columns: measurement, field, unit, type, quantum, meaning. Pattern fields
+    appear as their pattern (`pv{N}_power_w`). `quanta`: (measurement, field
+    name) → the step each vendor's values are rounded to (`foxess 100 Wh`),
+    from the vendors' mapping tables (`collector.vendors.quanta`).
     """
+    quanta = quanta or {}
     lines = [
-        "| measurement | field | unit | type | meaning |",
-        "| --- | --- | --- | --- | --- |",
+        "| measurement | field | unit | type | quantum | meaning |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for m in MEASUREMENTS.values():
         for f in m.fields:
-            lines.append(
-                f"| `{m.name}` | `{f.name}` | {f.unit or '—'} | {f.type.label} | {_cell(f.meaning)} |"
-            )
+            step = quanta.get((m.name, f.name), "—")
+            unit = f.unit or "—"
+            cells = (f"`{m.name}`", f"`{f.name}`", unit, f.type.label, step, _cell(f.meaning))
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -285,6 +285,16 @@ class MappingTable:
         """
         return self._quanta.get((source or self.preference(target)[0], target))
 
+    def quantum_text(self, target: str, source: str | None = None) -> str:
+        """The step as the docs write it (`100 Wh`; `—`: no step known, 12 digits)."""
+        step = self.quantum(target, source)
+        if step is None:
+            return "—"
+        text = f"{step:f}"
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+        unit = self.spec(target).unit
+        return f"{text} {unit}" if unit else text
+
 
 def _quantum(row: Row, from_unit: str, to_unit: str) -> Decimal:
     assert row.quantum is not None

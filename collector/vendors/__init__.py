@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from collector.schema.mapping import MappingTable
 from collector.schema.point import Point
 from collector.vendors.base import Limits, StreamSpec, VendorClient, VendorSpec
 from collector.vendors.foxess import FOXESS_SPEC, FoxessClient
 from collector.vendors.foxess import PARSERS as FOXESS_PARSERS
+from collector.vendors.foxess import TABLES as FOXESS_TABLES
 
 #: `parse --vendor V --endpoint E`: (raw response text, tz=IANA name, request=raw
 #: request text or None) -> points. A vendor package registers its mappers here.
@@ -72,6 +74,30 @@ VENDOR_SPECS: dict[str, VendorSpec] = {
 VENDORS: dict[str, type[VendorClient]] = {
     "foxess": FoxessClient,
 }
+
+# The mapping tables of each vendor (for the docs: units and quanta per field).
+MAPPING_TABLES: dict[str, tuple[MappingTable, ...]] = {
+    "foxess": FOXESS_TABLES,
+}
+
+
+def quanta() -> dict[tuple[str, str], str]:
+    """(measurement, catalogue field name) → the steps the vendors round it to, e.g.
+    `foxess 100 Wh` (fields of a pattern, `pv{N}_power_w`, under the pattern)."""
+    steps: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for vendor, tables in MAPPING_TABLES.items():
+        for table in tables:
+            for target in table.targets:
+                for source in table.preference(target):
+                    text = table.quantum_text(target, source)
+                    if text != "—":
+                        key = (table.measurement, table.spec(target).name)
+                        steps.setdefault(key, {}).setdefault(vendor, set()).add(text)
+    return {
+        key: "; ".join(f"{v} {' / '.join(sorted(t))}" for v, t in sorted(per.items()))
+        for key, per in steps.items()
+    }
+
 
 # Saved-response parsers, keyed (vendor, endpoint). A vendor package adds its lines here.
 PARSERS: dict[tuple[str, str], Parser] = {

@@ -180,9 +180,20 @@ def test_markdown_table_lists_every_field() -> None:
         assert cells[1] == f"`{spec.name}`"
         assert cells[2] == (spec.unit or "—")
         assert cells[3] == spec.type.label
-        assert cells[4]
-    assert table.splitlines()[0] == "| measurement | field | unit | type | meaning |"
+        assert cells[4] == "—"  # no vendor's quanta given
+        assert cells[5]
+    assert table.splitlines()[0] == "| measurement | field | unit | type | quantum | meaning |"
     assert "| `inverter` | `pv{N}_power_w` | W | float |" in table
+
+
+def test_the_readme_table_gives_each_vendors_quantum() -> None:
+    """Issue #7 §3: the schema table says each field's unit and the step it is rounded to."""
+    from collector.vendors import quanta
+
+    table = markdown_table(quanta())
+    assert "| `inverter` | `pv{N}_power_w` | W | float | foxess 1 W |" in table
+    assert "| `energy` | `yield_wh` | Wh | float | foxess 100 Wh |" in table
+    assert "| `inverter` | `battery_soc_pct` | % | float | — |" in table  # no step known
 
 
 def test_markdown_tags_table() -> None:

@@ -23,7 +23,15 @@ from __future__ import annotations
 
 from collector.vendors.base import Limits, StreamSpec, VendorSpec
 from collector.vendors.foxess.client import FoxessClient
-from collector.vendors.foxess.mapping import parse_history, parse_real, parse_report
+from collector.vendors.foxess.mapping import (
+    FAULT_TABLE,
+    GENERATION_TABLE,
+    INVERTER_TABLE,
+    REPORT_TABLE,
+    parse_history,
+    parse_real,
+    parse_report,
+)
 
 LIVE_INTERVAL = 300.0
 ENERGY_INTERVAL = 1800.0
@@ -45,10 +53,13 @@ FOXESS_SPEC = VendorSpec(
     device_hint="inverter serial numbers",
 )
 
+#: Every mapping table (the docs read units and quanta from them).
+TABLES = (INVERTER_TABLE, GENERATION_TABLE, REPORT_TABLE, FAULT_TABLE)
+
 PARSERS = {
     ("foxess", "real"): parse_real,
     ("foxess", "history"): parse_history,
     ("foxess", "report"): parse_report,
 }
 
-__all__ = ["FOXESS_SPEC", "PARSERS", "FoxessClient", "parse_history", "parse_real", "parse_report"]
+__all__ = ["FOXESS_SPEC", "PARSERS", "TABLES", "FoxessClient", "parse_history", "parse_real", "parse_report"]

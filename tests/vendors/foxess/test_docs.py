@@ -60,23 +60,12 @@ def documented(name: str) -> set[tuple[str, str, str, str]]:
     return out
 
 
-def quantum_text(mtable: MappingTable, target: str) -> str:
-    """The step a field is rounded to, as the page writes it (`100 Wh`; `—`: 12 digits)."""
-    step = mtable.quantum(target)
-    if step is None:
-        return "—"
-    text = f"{step:f}"
-    text = text.rstrip("0").rstrip(".") if "." in text else text
-    unit = mtable.spec(target).unit
-    return f"{text} {unit}" if unit else text
-
-
 def coded(mtable: MappingTable) -> set[tuple[str, str, str, str]]:
     out = set()
     for row in mtable.rows:
         targets = (row.positive, row.negative) if isinstance(row, SplitMap) else (row.target,)
         for target in targets:
-            out.add((row.source, unit_key(row.unit), quantum_text(mtable, target), target))
+            out.add((row.source, unit_key(row.unit), mtable.quantum_text(target), target))
     return out
 
 
