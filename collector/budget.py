@@ -48,6 +48,7 @@ import heapq
 import math
 import os
 import secrets
+import sqlite3
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -191,15 +192,19 @@ class CallTicket:
         if sp is None or sp.holder is not self:
             return
         sp.next_free = now + sp.interval * self._cost
-        # Not fsync'd: if this is lost in a crash, the hold (committed in full when the
-        # call was granted) stands in for it until it expires, which is only later.
-        with self._account.state.relaxed():
-            last = now + sp.interval * (self._cost - 1)
-            self._account.state.slot_sent(sp.name, last, self._account.book.token)
         sp.holder = None
         if sp.released is not None and not sp.released.done():
             sp.released.set_result(None)
         sp.released = None
+        # Not fsync'd: if this is lost (a crash, a database too busy to take it), the hold
+        # committed in full when the call was granted stands in for it until it expires,
+        # which is only later. Never raises: it runs inside the HTTP request.
+        try:
+            with self._account.state.relaxed():
+                last = now + sp.interval * (self._cost - 1)
+                self._account.state.slot_sent(sp.name, last, self._account.book.token)
+        except sqlite3.Error as err:
+            log.warning("budget.slot_release_failed", slot=sp.name, error=str(err))
 
 
 class BudgetBook:
