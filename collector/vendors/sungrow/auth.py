@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import math
 import re
 import secrets
 import string
@@ -41,6 +43,11 @@ from cryptography.hazmat.primitives import padding, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from collector.clock import Clock
+from collector.errors import VendorDataQualityError
+from collector.state import State
+from collector.vendors.sungrow.codes import VENDOR, LoginRefusedError
 
 AES_KEY_LENGTH = 16
 _ALPHABET = string.ascii_letters + string.digits
@@ -195,3 +202,158 @@ def seal(
         wire_body=aes_encrypt_hex(text, key),
         aes_key=key,
     )
+
+
+# -- login ------------------------------------------------------------------------------------
+
+LOGIN_PATH = "/openapi/login"
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """A successful login: the token and the (non-secret) user id."""
+
+    token: str
+    user_id: str = ""
+
+
+#: `login_state` values (vendor doc §2.1.4) → what the user is told.
+LOGIN_STATES: dict[str, str] = {
+    "-1": "the account does not exist",
+    "0": "wrong password",
+    "2": "the account is locked after too many wrong passwords",
+    "5": "the account is locked by the administrator",
+}
+
+
+def check_login(data: Any, *, endpoint: str = "/openapi/login") -> LoginResult:
+    """The token of a login's `result_data`, or `LoginRefusedError`.
+
+    `result_code "1"` alone is not success here: a wrong account answers "1" with
+    `login_state "-1"` (research/sungrow.md §3.1, CN-doc "用户登陆 2.2"). Success is
+    `login_state "1"` with a token. `err_times`, `remain_times` and `disable_time` are
+    quoted (they are not secret); the token never is.
+    """
+    kw: dict[str, Any] = {"vendor": VENDOR, "endpoint": endpoint}
+    if not isinstance(data, dict):
+        raise VendorDataQualityError(f"iSolarCloud {endpoint}: result_data is not an object", **kw)
+    state = data.get("login_state")
+    state_text = str(state).strip() if isinstance(state, str | int) and not isinstance(state, bool) else ""
+    token = data.get("token")
+    if state_text == "1":
+        if not isinstance(token, str) or not token.strip():
+            raise VendorDataQualityError(f"iSolarCloud {endpoint}: login_state 1 without a token", **kw)
+        user = data.get("user_id")
+        return LoginResult(token=token.strip(), user_id=str(user) if user is not None else "")
+    meaning = LOGIN_STATES.get(state_text, "unknown login_state")
+    details = [
+        f"{name} {str(data[name])[:32]}"
+        for name in ("err_times", "remain_times", "disable_time")
+        if data.get(name) not in (None, "")
+    ]
+    extra = f"; {', '.join(details)}" if details else ""
+    shown = state_text[:8] if state_text else "missing"
+    raise LoginRefusedError(
+        f"iSolarCloud login refused: login_state {shown} ({meaning}{extra}); "
+        "check username and password in the config",
+        login_state=state_text,
+        code=f"login_state {shown}",
+        **kw,
+    )
+
+
+def login_body(appkey: str, username: str, password: str, *, encrypted: bool, lang: str) -> dict[str, str]:
+    """The login request body (vendor doc §2.1.3, Appendix 7).
+
+    `login_type "1"` is in the doc's encrypted-call sample only; plain clients omit it
+    and succeed (research/sungrow.md §3.1), so it is sent with encrypted calls only.
+    `/openapi/login`, not the `/v1/userService/login` of the English Appendix 7: §2.1
+    and the CN-doc agree on it (§3.1).
+    """
+    body = {"appkey": appkey, "user_account": username, "user_password": password, "lang": lang}
+    if encrypted:
+        body["login_type"] = "1"
+    return body
+
+
+# -- the token, shared through the state database -----------------------------------------------
+
+#: The token's validity is 24 h, reset by every call (vendor doc §1.1, Appendix 8). We
+#: keep it a little shorter and renew our copy's expiry at most every `TOKEN_TOUCH`, so
+#: a token we think valid always is, unless the gateway revoked it (E00003 then).
+TOKEN_TTL = 23 * 3600.0
+TOKEN_TOUCH = 3600.0
+#: A login lock older than this belongs to a process that died mid-login.
+LOGIN_LOCK_TTL = 120.0
+
+
+def account_id(appkey: str, username: str) -> str:
+    """A stable, non-secret name for one appkey + account (a hash: the key names rows)."""
+    return hashlib.sha256(f"sungrow\0{appkey}\0{username}".encode()).hexdigest()[:16]
+
+
+class TokenStore:
+    """The token of one appkey + account in the state database, shared by every
+    transport and process that uses the same state_dir.
+
+    One login at a time, across processes: a lock row (`kv`, with an expiry) taken in
+    a `State.transaction()` (BEGIN IMMEDIATE, so two processes cannot both see it
+    free). Whoever gets it re-reads the token first — another process may have logged
+    in meanwhile — and only then logs in; the others wait and take the new token.
+    A lock whose holder died expires after `LOGIN_LOCK_TTL`.
+    """
+
+    def __init__(self, state: State, clock: Clock, account: str) -> None:
+        self._state = state
+        self._clock = clock
+        self._token_key = f"sungrow.token.{account}"
+        self._lock_key = f"sungrow.login_lock.{account}"
+        self._backoff_key = f"sungrow.login_backoff.{account}"
+        self._touched: dict[str, float] = {}
+
+    def get(self) -> str | None:
+        return self._state.get(self._token_key)
+
+    def put(self, token: str) -> None:
+        with self._state.transaction():
+            self._state.put(self._token_key, token, ttl=TOKEN_TTL)
+        self._touched[token] = self._clock.time()
+
+    def touch(self, token: str) -> None:
+        """A call with `token` succeeded: its 24 h started again (written at most hourly)."""
+        now = self._clock.time()
+        if now - self._touched.get(token, -math.inf) < TOKEN_TOUCH:
+            return
+        with self._state.transaction():
+            if self._state.get(self._token_key) == token:
+                self._state.put(self._token_key, token, ttl=TOKEN_TTL)
+        self._touched = {token: now}
+
+    def try_lock(self, holder: str) -> bool:
+        """Take the login lock (True), or see another holder's (False)."""
+        with self._state.transaction():
+            current = self._state.get(self._lock_key)
+            if current is not None and current != holder:
+                return False
+            self._state.put(self._lock_key, holder, ttl=LOGIN_LOCK_TTL)
+            return True
+
+    def unlock(self, holder: str) -> None:
+        with self._state.transaction():
+            if self._state.get(self._lock_key) == holder:
+                self._state.delete(self._lock_key)
+
+    def backoff_until(self) -> float | None:
+        """After E916: no login before this time (set by any process), else None."""
+        value = self._state.get(self._backoff_key)
+        if value is None:
+            return None
+        try:
+            until = float(value)
+        except ValueError:
+            return None
+        return until if until > self._clock.time() else None
+
+    def back_off(self, until: float) -> None:
+        with self._state.transaction():
+            self._state.put(self._backoff_key, repr(until), ttl=max(0.0, until - self._clock.time()))

@@ -12,7 +12,7 @@ between gateways: research/sungrow.md §3.1, §4.1).
 * `CryptoError` (a `VendorAuthError`): E00002, E902, E904–E909 — the encrypted call
   was refused (the app needs encryption, or the RSA public key is wrong).
 * `LoginRefusedError` (a `VendorAuthError`): login answered `result_code "1"` but a
-  `login_state` other than "1" (see `check_login`).
+  `login_state` other than "1" (raised by `auth.check_login`).
 * `LoginThrottledError` (a `VendorRateLimitError`): E916 "login too frequently".
 * `VendorQuotaError`: E999 hourly quota (retry at the next full hour), E998 monthly
   quota (probe again at the next UTC midnight).
@@ -37,7 +37,6 @@ import email.utils
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import (
@@ -156,14 +155,6 @@ LOGIN_BACKOFF = 900.0
 QUOTA_MARGIN = 30.0
 
 _MAX_MSG = 200
-
-
-@dataclass(frozen=True)
-class LoginResult:
-    """A successful login: the token and the (non-secret) user id."""
-
-    token: str
-    user_id: str = ""
 
 
 def _quote(msg: object, secrets: tuple[str, ...]) -> str:
@@ -357,51 +348,6 @@ def unwrap(
     if body is None:
         raise VendorTransientError(f"{where} answered invalid JSON ({len(text)} bytes)", **kw)
     raise VendorDataQualityError(f"{where}: the answer has no result_code envelope", **kw)
-
-
-#: `login_state` values (vendor doc §2.1.4) → what the user is told.
-LOGIN_STATES: dict[str, str] = {
-    "-1": "the account does not exist",
-    "0": "wrong password",
-    "2": "the account is locked after too many wrong passwords",
-    "5": "the account is locked by the administrator",
-}
-
-
-def check_login(data: Any, *, endpoint: str = "/openapi/login") -> LoginResult:
-    """The token of a login's `result_data`, or `LoginRefusedError`.
-
-    `result_code "1"` alone is not success here: a wrong account answers "1" with
-    `login_state "-1"` (research/sungrow.md §3.1, CN-doc "用户登陆 2.2"). Success is
-    `login_state "1"` with a token. `err_times`, `remain_times` and `disable_time` are
-    quoted (they are not secret); the token never is.
-    """
-    kw: dict[str, Any] = {"vendor": VENDOR, "endpoint": endpoint}
-    if not isinstance(data, dict):
-        raise VendorDataQualityError(f"iSolarCloud {endpoint}: result_data is not an object", **kw)
-    state = data.get("login_state")
-    state_text = str(state).strip() if isinstance(state, str | int) and not isinstance(state, bool) else ""
-    token = data.get("token")
-    if state_text == "1":
-        if not isinstance(token, str) or not token.strip():
-            raise VendorDataQualityError(f"iSolarCloud {endpoint}: login_state 1 without a token", **kw)
-        user = data.get("user_id")
-        return LoginResult(token=token.strip(), user_id=str(user) if user is not None else "")
-    meaning = LOGIN_STATES.get(state_text, "unknown login_state")
-    details = [
-        f"{name} {data[name]}"
-        for name in ("err_times", "remain_times", "disable_time")
-        if data.get(name) not in (None, "")
-    ]
-    extra = f"; {', '.join(details)}" if details else ""
-    shown = state_text[:8] if state_text else "missing"
-    raise LoginRefusedError(
-        f"iSolarCloud login refused: login_state {shown} ({meaning}{extra}); "
-        "check username and password in the config",
-        login_state=state_text,
-        code=f"login_state {shown}",
-        **kw,
-    )
 
 
 def _epoch(value: Any) -> float | None:

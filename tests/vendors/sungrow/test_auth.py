@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -12,14 +13,22 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from collector.clock import FakeClock
+from collector.state import State
 from collector.vendors.sungrow.auth import (
+    LOGIN_LOCK_TTL,
+    TOKEN_TOUCH,
+    TOKEN_TTL,
     PublicKeyError,
     ReplyDecryptError,
+    TokenStore,
+    account_id,
     aes_decrypt_hex,
     aes_encrypt_hex,
     aes_key_bytes,
     api_key_param,
     load_public_key,
+    login_body,
     new_aes_key,
     new_nonce,
     open_reply,
@@ -201,3 +210,55 @@ def test_seal_with_the_docs_key_matches_the_known_answer(pair: rsa.RSAPrivateKey
     sealed = seal({"appkey": "test", "lang": "_en_US"}, key, 1, aes_key=DOC_KEY)
     sent = json.loads(aes_decrypt_hex(sealed.wire_body, DOC_KEY))
     assert sent["appkey"] == "test" and sent["api_key_param"]["timestamp"] == "1"
+
+
+# -- login body and the shared token ----------------------------------------------------------------
+
+
+def test_login_body() -> None:
+    plain = login_body("AK", "user@example.com", "pw", encrypted=False, lang="_en_US")
+    assert plain == {
+        "appkey": "AK",
+        "user_account": "user@example.com",
+        "user_password": "pw",
+        "lang": "_en_US",
+    }
+    assert login_body("AK", "u", "pw", encrypted=True, lang="_en_US")["login_type"] == "1"
+
+
+def test_account_id_is_stable_and_not_secret() -> None:
+    a = account_id("APPKEY123", "user")
+    assert a == account_id("APPKEY123", "user") and a != account_id("APPKEY123", "other")
+    assert "APPKEY123" not in a and len(a) == 16
+
+
+def test_token_store_shares_expires_and_locks(tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = State(tmp_path / "s", clock)
+    one, two = TokenStore(state, clock, "acct"), TokenStore(state, clock, "acct")
+    assert one.get() is None
+    one.put("1_tok")
+    assert two.get() == "1_tok" and TokenStore(state, clock, "other").get() is None
+    # Reopened (a restart): still there.
+    assert TokenStore(State(tmp_path / "s", clock), clock, "acct").get() == "1_tok"
+    # Touched (at most hourly) while used: it never lapses.
+    for _ in range(30):
+        clock.advance(TOKEN_TOUCH)
+        one.touch("1_tok")
+    assert two.get() == "1_tok"
+    clock.advance(TOKEN_TTL + 1)
+    assert two.get() is None
+    # One lock holder at a time; a dead holder's lock expires.
+    assert one.try_lock("p1") and one.try_lock("p1") and not two.try_lock("p2")
+    one.unlock("p2")  # not the holder: no effect
+    assert not two.try_lock("p2")
+    one.unlock("p1")
+    assert two.try_lock("p2")
+    clock.advance(LOGIN_LOCK_TTL + 1)
+    assert one.try_lock("p1")
+    # E916 back-off, seen by every store of the account, over when its time comes.
+    assert one.backoff_until() is None
+    one.back_off(clock.time() + 900)
+    assert two.backoff_until() == clock.time() + 900
+    clock.advance(901)
+    assert two.backoff_until() is None

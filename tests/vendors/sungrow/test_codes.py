@@ -15,6 +15,7 @@ from collector.errors import (
     VendorResponseError,
     VendorTransientError,
 )
+from collector.vendors.sungrow.auth import check_login
 from collector.vendors.sungrow.codes import (
     IP_SWITCH_PAUSE,
     LOGIN_BACKOFF,
@@ -26,7 +27,6 @@ from collector.vendors.sungrow.codes import (
     LoginThrottledError,
     NotGrantedError,
     TokenInvalidError,
-    check_login,
     error_for,
     gateway_time,
     throttle_retry_at,
