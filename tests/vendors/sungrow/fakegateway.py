@@ -9,6 +9,7 @@ far from its clock (E913), and answers what each test scripts.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import itertools
@@ -92,6 +93,8 @@ class FakeGateway:
     #: Replies to the encrypted call's plain (not encrypted) when set.
     plain_replies: bool = False
     timestamp_reply: tuple[int, str] | None = None  # None: the clock in ms
+    #: Real seconds a login takes (to make logins of several processes overlap).
+    login_delay: float = 0.0
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def on(self, path: str, handler: Handler) -> None:
@@ -159,6 +162,8 @@ class FakeGateway:
             if abs(stamp - self.server_time()) > self.tolerance:
                 return self._json(err("E913", "Expired request"), req)
         if request.path == "/openapi/login":
+            if self.login_delay:
+                await asyncio.sleep(self.login_delay)
             return self._reply(self.login_handler(req) if self.login_handler else self._login(req), req)
         if body.get("token") not in self.valid_tokens:
             return self._json(err("E00003", "er_token_login_invalid"), req)

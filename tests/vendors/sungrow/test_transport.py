@@ -18,6 +18,7 @@ from collector.budget import SourceBudget
 from collector.clock import FakeClock
 from collector.errors import ConfigError, VendorQuotaError, VendorRateLimitError, VendorTransientError
 from collector.state import State
+from collector.vendors.sungrow.auth import LOGIN_LOCK_TTL, TokenStore, account_id
 from collector.vendors.sungrow.codes import (
     ClockSkewError,
     LoginRefusedError,
@@ -272,6 +273,42 @@ def test_concurrent_callers_after_e00003_share_one_login(tmp_path: Path) -> None
     run(tmp_path, fake, body)
 
 
+def test_a_login_in_another_process_is_waited_for_and_its_token_taken(tmp_path: Path) -> None:
+    fake = gateway()
+
+    async def body(env: Env) -> None:
+        other = TokenStore(env.state, env.clock, account_id(APPKEY, USERNAME))
+        assert other.try_lock("other-process")  # another process is logging in
+
+        async def finish_elsewhere() -> None:
+            await asyncio.sleep(0.2)
+            fake.valid_tokens.add("505120_" + "e" * 32)
+            other.put("505120_" + "e" * 32)
+            other.unlock("other-process")
+
+        done = asyncio.create_task(finish_elsewhere())
+        assert (await env.transport().call(PLANTS))["rowCount"] == 1
+        await done
+        assert fake.calls("/openapi/login") == []  # its token, not a login of our own
+        assert fake.calls(PLANTS)[0].body["token"] == "505120_" + "e" * 32
+
+    run(tmp_path, fake, body)
+
+
+def test_a_login_lock_held_too_long_is_transient(tmp_path: Path) -> None:
+    fake = gateway()
+
+    async def body(env: Env) -> None:
+        TokenStore(env.state, env.clock, account_id(APPKEY, USERNAME)).try_lock("stuck-process")
+        with pytest.raises(VendorTransientError, match="another process"):
+            await env.transport(login_wait=0.1).call(PLANTS)
+        assert fake.requests == []
+        env.clock.advance(LOGIN_LOCK_TTL + 1)  # the stuck holder's lock expires
+        assert (await env.transport().call(PLANTS))["rowCount"] == 1
+
+    run(tmp_path, fake, body)
+
+
 def test_login_refusals_and_e916(tmp_path: Path) -> None:
     fake = gateway()
 
@@ -445,5 +482,72 @@ def test_no_secret_in_any_log_line_or_error(tmp_path: Path, private_key: rsa.RSA
         for secret in secrets:
             assert secret and secret not in text
         assert len(errors) == 2
+
+    run(tmp_path, fake, body)
+
+
+# -- across processes ----------------------------------------------------------------------------------
+
+_CHILD = """
+import asyncio, sys
+from pathlib import Path
+import aiohttp
+from collector.clock import SystemClock
+from collector.state import State
+from collector.vendors.sungrow.transport import SungrowTransport
+from tests.vendors.sungrow.fakegateway import ACCESS_KEY, APPKEY, PASSWORD, USERNAME, budget
+
+async def main() -> None:
+    clock = SystemClock()
+    state = State(Path(sys.argv[2]), clock)
+    async with aiohttp.ClientSession() as http:
+        api = SungrowTransport(http=http, budget=budget(state, clock), state=state, clock=clock,
+                               appkey=APPKEY, access_key=ACCESS_KEY, username=USERNAME,
+                               password=PASSWORD, base_url=sys.argv[1])
+        data = await api.call("/openapi/getPowerStationList")
+        print(data["rowCount"], api.logins)
+
+asyncio.run(main())
+"""
+
+
+def test_processes_sharing_a_state_dir_make_one_login_after_e00003(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    fake = FakeGateway(FakeClock(time.time()), login_delay=1.0)
+    fake.on(PLANTS, plants)
+    root = Path(__file__).resolve().parents[3]
+
+    async def body(env: Env) -> None:
+        await env.transport().call(PLANTS)
+        fake.expire_tokens()
+        children = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                _CHILD,
+                env.url,
+                str(tmp_path / "state"),
+                cwd=root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        # Both children meet the expired token before anyone has a new one.
+        for _ in range(400):
+            if len([r for r in fake.calls(PLANTS) if r.body["token"] == fake.issued[0]]) >= 3:
+                break
+            await asyncio.sleep(0.025)
+        ours = asyncio.create_task(env.transport().call(PLANTS))
+        outs = [await c.communicate() for c in children]
+        assert (await ours)["rowCount"] == 1
+        for child, (out, errout) in zip(children, outs, strict=True):
+            assert child.returncode == 0, errout.decode()[-2000:]
+            assert out.splitlines()[-1].split()[0] == b"1"  # the last line: structlog prints too
+        assert len(fake.calls("/openapi/login")) == 2  # the first, and one for all three after E00003
+        assert len(fake.issued) == 2
 
     run(tmp_path, fake, body)
