@@ -135,6 +135,8 @@ def load_public_key(text: str) -> RSAPublicKey:
         else:
             der = _b64decode_lenient(stripped)
             try:
+                # X.509 SubjectPublicKeyInfo, as the doc's code reads it (X509EncodedKeySpec),
+                # though its comment says "PKCS#8" (research/sungrow.md §3.2 2.).
                 key = serialization.load_der_public_key(der)
             except ValueError:
                 # A PKCS#1 RSAPublicKey DER: wrap it as PEM, which cryptography reads.
@@ -153,10 +155,14 @@ def load_public_key(text: str) -> RSAPublicKey:
 def rsa_encrypt_b64url(data: bytes, key: RSAPublicKey) -> str:
     """PKCS#1 v1.5 in blocks of `k − 11` bytes (the doc's `rsaSplitCodec`), concatenated,
     URL-safe base64 without "=" (Apache `encodeBase64URLSafeString`)."""
+    # The English doc's rsaSplitCodec never advances its block counter (no `i++`); the
+    # CN-doc's loop is right (research/sungrow.md §3.2 2.). A 16-byte key is one block anyway.
     block = key.key_size // 8 - 11
     out = b"".join(
         key.encrypt(data[i : i + block], asym_padding.PKCS1v15()) for i in range(0, max(len(data), 1), block)
     )
+    # encodeBase64URLSafeString drops the padding; the gateway also takes it padded or in
+    # the standard alphabet (research/sungrow.md §3.2 2.), we send the doc's form.
     return base64.urlsafe_b64encode(out).decode("ascii").rstrip("=")
 
 
@@ -206,6 +212,8 @@ def seal(
 
 # -- login ------------------------------------------------------------------------------------
 
+# The English doc's Appendix 7 posts to /v1/userService/login (the app API); its §2.1 and
+# the CN-doc say /openapi/login, which is what works for V1 (research/sungrow.md §3.1).
 LOGIN_PATH = "/openapi/login"
 
 

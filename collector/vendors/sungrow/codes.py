@@ -14,8 +14,9 @@ between gateways: research/sungrow.md §3.1, §4.1).
 * `LoginRefusedError` (a `VendorAuthError`): login answered `result_code "1"` but a
   `login_state` other than "1" (raised by `auth.check_login`).
 * `LoginThrottledError` (a `VendorRateLimitError`): E916 "login too frequently".
-* `VendorQuotaError`: E999 hourly quota (retry at the next full hour), E998 monthly
-  quota (probe again at the next UTC midnight).
+* `VendorRateLimitError`: E999 hourly quota — retry at the next full hour (the
+  quota is counted per clock hour: `getOpenApiCallInfo` lists it by hour).
+* `VendorQuotaError`: E998 monthly quota — probe again at the next UTC midnight.
 * `VendorRateLimitError`: E901 "call too frequently", E903 "IP switching too
   frequent", HTTP 429 — retry after the gateway's `Retry-After` / `X-RateLimit-*`
   headers, or a fixed pause.
@@ -245,7 +246,8 @@ def error_for(
     if code in AUTH_CODES:
         return VendorAuthError(text + " (appkey, access_key or whitelist refused)", **kw)
     if code in HOURLY_QUOTA_CODES:
-        return VendorQuotaError(text + " (hourly quota used up)", retry_at=next_hour(now), **kw)
+        # An hourly quota: a rate limit to us (VendorQuotaError is for a day or longer).
+        return VendorRateLimitError(text + " (hourly quota used up)", retry_at=next_hour(now), **kw)
     if code in MONTHLY_QUOTA_CODES:
         # Monthly quota: its reset (month start, gateway zone) is not documented; probing
         # once a day costs one call and never waits a month on a wrong guess.

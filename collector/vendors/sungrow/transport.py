@@ -182,6 +182,8 @@ class SungrowTransport:
         relogged = False
         while True:
             token = await self.token()
+            # `lang` in the body: the English doc lists it as a header, the CN-doc and every
+            # working client as a body parameter (research/sungrow.md §3.1).
             body = {**(params or {}), "appkey": self._appkey, "token": token, "lang": self._lang}
             try:
                 data = await self._request(

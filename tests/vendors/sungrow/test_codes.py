@@ -52,7 +52,7 @@ CODES: list[tuple[str, type[VendorError]]] = [
     ("E00002", CryptoError),
     ("E00003", TokenInvalidError),
     ("E998", VendorQuotaError),
-    ("E999", VendorQuotaError),
+    ("E999", VendorRateLimitError),
     ("E900", NotGrantedError),
     ("E901", VendorRateLimitError),
     ("E902", CryptoError),
@@ -200,7 +200,7 @@ def test_the_message_is_never_matched() -> None:
     # The code decides; the message may say anything, in any language, or be absent.
     assert unwrap(200, env("1", "er_token_login_invalid", {"ok": 1}), endpoint="/e", now=NOW) == {"ok": 1}
     with pytest.raises(VendorQuotaError):
-        unwrap(200, env("E999", "success"), endpoint="/e", now=NOW)
+        unwrap(200, env("E998", "success"), endpoint="/e", now=NOW)
     with pytest.raises(TokenInvalidError):
         unwrap(200, env("E00003", None), endpoint="/e", now=NOW)
     with pytest.raises(NotGrantedError):

@@ -427,7 +427,7 @@ def test_e901_raises_with_the_headers_retry_time_and_is_not_retried(tmp_path: Pa
         with pytest.raises(VendorRateLimitError) as info:
             await api.call(PLANTS)
         assert info.value.retry_at == pytest.approx(env.clock.time() + 4)
-        fake.on(PLANTS, lambda req: err("E999", "er_hour_call_api_times_upper_limit"))
+        fake.on(PLANTS, lambda req: err("E998", "er_month_call_api_times_upper_limit"))
         with pytest.raises(VendorQuotaError):
             await api.call(PLANTS)
         fake.on(PLANTS, lambda req: err("E900", "Unauthorized access"))
