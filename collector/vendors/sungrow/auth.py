@@ -293,6 +293,10 @@ TOKEN_TTL = 23 * 3600.0
 TOKEN_TOUCH = 3600.0
 #: A login lock older than this belongs to a process that died mid-login.
 LOGIN_LOCK_TTL = 120.0
+#: After a refused login (wrong password, locked account) the same password is not tried
+#: again for this long, by any process: each wrong try counts towards the account lock
+#: (`login_state` 2, `remain_times`). A changed password in the config is tried at once.
+LOGIN_REFUSED_TTL = 6 * 3600.0
 
 
 def account_id(appkey: str, username: str) -> str:
@@ -317,6 +321,8 @@ class TokenStore:
         self._token_key = f"sungrow.token.{account}"
         self._lock_key = f"sungrow.login_lock.{account}"
         self._backoff_key = f"sungrow.login_backoff.{account}"
+        self._refused_key = f"sungrow.login_refused.{account}"
+        self._account = account
         self._touched: dict[str, float] = {}
 
     def get(self) -> str | None:
@@ -365,3 +371,19 @@ class TokenStore:
     def back_off(self, until: float) -> None:
         with self._state.transaction():
             self._state.put(self._backoff_key, repr(until), ttl=max(0.0, until - self._clock.time()))
+
+    def _password_mark(self, password: str) -> str:
+        return hashlib.sha256(f"{self._account}\0{password}".encode()).hexdigest()[:24]
+
+    def refused_state(self, password: str) -> str | None:
+        """The `login_state` a login with this password was refused with lately, else None."""
+        value = self._state.get(self._refused_key)
+        if value is None:
+            return None
+        mark, _, state = value.partition(" ")
+        return state if mark == self._password_mark(password) else None
+
+    def mark_refused(self, password: str, login_state: str) -> None:
+        with self._state.transaction():
+            value = f"{self._password_mark(password)} {login_state}"
+            self._state.put(self._refused_key, value, ttl=LOGIN_REFUSED_TTL)

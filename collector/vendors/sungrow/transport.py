@@ -61,6 +61,7 @@ from collector.vendors.sungrow.auth import (
 from collector.vendors.sungrow.codes import (
     VENDOR,
     ClockSkewError,
+    LoginRefusedError,
     LoginThrottledError,
     TokenInvalidError,
     gateway_time,
@@ -258,6 +259,18 @@ class SungrowTransport:
                 endpoint=LOGIN_PATH,
                 code="E916",
             )
+        refused = self._tokens.refused_state(self._password)
+        if refused is not None:
+            # Refused lately with this very password: another try would only count towards
+            # locking the account (login_state 2). A new password in the config is tried.
+            raise LoginRefusedError(
+                f"iSolarCloud {LOGIN_PATH}: this password was refused lately (login_state {refused[:8]}); "
+                "not trying it again — check username and password in the config",
+                login_state=refused,
+                vendor=VENDOR,
+                endpoint=LOGIN_PATH,
+                code=f"login_state {refused[:8]}",
+            )
         body = login_body(
             self._appkey, self._username, self._password, encrypted=self.encrypted, lang=self._lang
         )
@@ -267,7 +280,12 @@ class SungrowTransport:
             self._tokens.back_off(err.retry_at or self._clock.time())
             log.warning("sungrow.login_throttled", retry_at=err.retry_at)
             raise
-        result = check_login(data, endpoint=LOGIN_PATH)  # login_state, not result_code alone
+        try:
+            result = check_login(data, endpoint=LOGIN_PATH)  # login_state, not result_code alone
+        except LoginRefusedError as err:
+            self._tokens.mark_refused(self._password, err.login_state)
+            log.error("sungrow.login_refused", login_state=err.login_state, error=str(err))
+            raise
         self.logins += 1
         log.info("sungrow.login", user_id=result.user_id or None)
         return result.token

@@ -317,6 +317,15 @@ def test_login_refusals_and_e916(tmp_path: Path) -> None:
             await env.transport(password="wrong").call(PLANTS)
         assert info.value.login_state == "0"
         assert len(fake.calls("/openapi/login")) == 1  # not retried
+        # Nor tried again with the same password, by any transport, for a while (each wrong
+        # try counts towards locking the account); the right password is tried at once.
+        env.clock.advance(3600)
+        with pytest.raises(LoginRefusedError, match="refused lately"):
+            await env.transport(password="wrong").call(PLANTS)
+        assert len(fake.calls("/openapi/login")) == 1
+        assert (await env.transport().call(PLANTS))["rowCount"] == 1
+        assert len(fake.calls("/openapi/login")) == 2
+        env.state.delete(f"sungrow.token.{account_id(APPKEY, USERNAME)}")
         fake.login_handler = lambda req: err("E916", "Login too frequently")
         with pytest.raises(LoginThrottledError) as throttled:
             await env.transport().call(PLANTS)
@@ -324,11 +333,11 @@ def test_login_refusals_and_e916(tmp_path: Path) -> None:
         # Backing off: neither this process nor another tries a login before then.
         with pytest.raises(LoginThrottledError):
             await env.transport().call(PLANTS)
-        assert len(fake.calls("/openapi/login")) == 2
+        assert len(fake.calls("/openapi/login")) == 3
         env.clock.advance(throttled.value.retry_at - env.clock.time() + 1)
         fake.login_handler = None
         assert (await env.transport().call(PLANTS))["rowCount"] == 1
-        assert len(fake.calls("/openapi/login")) == 3
+        assert len(fake.calls("/openapi/login")) == 4
 
     run(tmp_path, fake, body)
 
