@@ -453,6 +453,8 @@ class _Ctx:
     device: Device
     truth: Truth
     u: int
+    parts: tuple[Truth, ...] = ()
+    """For the plant (type 11): the truth of each of its inverters."""
 
 
 @dataclass(frozen=True)
@@ -669,7 +671,67 @@ BATTERY_POINTS: tuple[Point, ...] = (
     _energy(58607, "Total Discharging Energy", "total", "battery_discharge_wh"),
 )
 
-POINTS: dict[int, tuple[Point, ...]] = {1: PV_POINTS, 14: ESS_POINTS, 7: METER_POINTS, 43: BATTERY_POINTS}
+
+def _site_sum(attr: str, sub: str = "") -> Callable[[_Ctx], Value]:
+    def get(ctx: _Ctx) -> Value:
+        total = 0.0
+        for t in ctx.parts:
+            obj: Any = getattr(t, sub) if sub else t
+            total += float(getattr(obj, attr))
+        return total
+
+    return get
+
+
+def _site_battery(attr: str) -> Callable[[_Ctx], Value]:
+    def get(ctx: _Ctx) -> Value:
+        bats = [t.battery for t in ctx.parts if t.battery is not None]
+        return sum(float(getattr(b, attr)) for b in bats) if bats else None
+
+    return get
+
+
+def _site_soc(ctx: _Ctx) -> Value:
+    bats = [t.battery for t in ctx.parts if t.battery is not None]
+    capacity = sum(b.capacity_wh for b in bats)
+    return sum(b.soc_pct * b.capacity_wh for b in bats) / capacity / 100 if capacity else None
+
+
+def _site_energy(pid: int, name: str, period: Literal["today", "total"], attr: str) -> Point:
+    return Point(pid, name, "Wh", _site_sum(attr, period), 1, attr, period, show_unit="kWh")
+
+
+PLANT_POINTS: tuple[Point, ...] = (
+    Point(83033, "Plant Power", "W", _site_sum("ac_power_w"), show_unit="kW"),
+    Point(83002, "Inverter AC Power", "W", _site_sum("ac_power_w"), show_unit="kW"),
+    Point(83067, "PV Power", "W", _site_sum("pv_power_w"), show_unit="kW"),
+    Point(83106, "Load Power", "W", _site_sum("load_power_w"), show_unit="kW"),
+    Point(83252, "Battery Level (SOC)", "", _site_soc, 3, show_unit="%"),
+    Point(83238, "Energy Storage Charging Power", "W", _site_battery("charge_power_w"), show_unit="kW"),
+    _site_energy(83022, "Daily Yield of Plant", "today", "yield_wh"),
+    _site_energy(83024, "Plant Total Yield", "total", "yield_wh"),
+    _site_energy(83102, "Daily Purchased Energy", "today", "grid_import_wh"),
+    _site_energy(83105, "Total Purchased Energy", "total", "grid_import_wh"),
+    _site_energy(83072, "Daily Feed-in Energy", "today", "grid_export_wh"),
+    _site_energy(83075, "Total Feed-in Energy", "total", "grid_export_wh"),
+    _site_energy(83118, "Daily Load Consumption", "today", "load_wh"),
+    _site_energy(83124, "Total Load Consumption", "total", "load_wh"),
+    _site_energy(83243, "Daily Battery Charging Energy", "today", "battery_charge_wh"),
+    _site_energy(83244, "Daily Battery Discharging Energy", "today", "battery_discharge_wh"),
+    _site_energy(83241, "Total Battery Charging Energy", "total", "battery_charge_wh"),
+    _site_energy(83242, "Total Battery Discharging Energy", "total", "battery_discharge_wh"),
+)
+"""Plant-level points (notes §6.3), sums over the plant's inverters at their newest uploads.
+**Decision**: the grid power p83549 (sign undocumented, absent on InkyPi's plant) is not served;
+the storage power p83238 is the charging power only (its sign is undocumented, notes §6.3)."""
+
+POINTS: dict[int, tuple[Point, ...]] = {
+    1: PV_POINTS,
+    14: ESS_POINTS,
+    7: METER_POINTS,
+    43: BATTERY_POINTS,
+    11: PLANT_POINTS,
+}
 """Device type → its points (doc Appendix 1 types; notes §6)."""
 
 POINT_KEYS = frozenset(f"p{p.pid}" for points in POINTS.values() for p in points) | frozenset(
@@ -1205,12 +1267,31 @@ class SungrowSim(Simulator):
     # ---------------------------------------------------------------- handlers: discovery
 
     def _device_status(self, device: Device, now: float) -> tuple[int, int]:
-        """(dev_status 1/0, dev_fault_status 1 fault / 4 normal) from the newest upload."""
-        sn = device.inverter_sn
-        u = self.plant.upload_time(sn, now)
-        online = u is not None and now - u <= 3 * self.plant.inverter(sn).upload_interval_s
-        fault = bool(self.plant.active_faults(sn, now))
+        """(dev_status 1/0, dev_fault_status 1 fault / 4 normal) from the newest upload; the plant
+        is online while any inverter is, in fault while any is."""
+        online = fault = False
+        for sn in self._sns(device):
+            u = self.plant.upload_time(sn, now)
+            online |= u is not None and now - u <= 3 * self.plant.inverter(sn).upload_interval_s
+            fault |= bool(self.plant.active_faults(sn, now))
         return (1 if online else 0), (1 if fault else 4)
+
+    def _sns(self, device: Device) -> list[str]:
+        """The plant-model inverters behind a device (all of the site's for the plant)."""
+        if device.device_type != 11:
+            return [device.inverter_sn]
+        site = next(s for s in self.plant.sites if s.site_id == device.site_id)
+        return [inv.sn for inv in site.inverters]
+
+    def _live_ctx(self, d: Device, now: float) -> _Ctx | None:
+        """The values behind a realtime answer: the newest upload(s) at ``now``."""
+        if d.device_type != 11:
+            u = self.plant.upload_time(d.inverter_sn, now)
+            return None if u is None else _Ctx(self, d, self.plant.truth(d.inverter_sn, u), u)
+        parts = [t for t in (self.plant.snapshot(sn, now) for sn in self._sns(d)) if t is not None]
+        if not parts:
+            return None
+        return _Ctx(self, d, parts[0], max(t.t for t in parts), tuple(parts))
 
     async def _plant_list(self, call: Call) -> Any:
         page, size = _page(call.body)
@@ -1379,12 +1460,12 @@ class SungrowSim(Simulator):
     def _device_point(self, d: Device, now: float, wanted: Sequence[str] | None) -> dict[str, Any]:
         """One ``device_point`` map; ``wanted`` point keys (``p<id>``) or None for all."""
         status, fault = self._device_status(d, now)
-        u = self.plant.upload_time(d.inverter_sn, now)
+        ctx = self._live_ctx(d, now)
         zone = self.zone_of(d)
         row: dict[str, Any] = {
             "device_name": d.name,
-            "device_sn": d.sn,
-            "device_time": None if u is None else bucket(u, zone).strftime("%Y%m%d%H%M%S"),
+            "device_sn": d.sn or None,
+            "device_time": None if ctx is None else bucket(ctx.u, zone).strftime("%Y%m%d%H%M%S"),
             "ps_id": d.ps_id,
             "ps_key": d.ps_key,
             "uuid": d.uuid,
@@ -1394,7 +1475,6 @@ class SungrowSim(Simulator):
         }
         points = {f"p{p.pid}": p for p in POINTS[d.device_type]}
         keys = list(points) + [f"p{i}" for i in PV_NULL_IDS] if wanted is None else list(wanted)
-        ctx = None if u is None else _Ctx(self, d, self.plant.truth(d.inverter_sn, u), u)
         for key in keys:
             p = points.get(key)
             row[key] = None if p is None or ctx is None else _fmt(p.get(ctx), p.decimals)
@@ -1435,7 +1515,8 @@ class SungrowSim(Simulator):
         """History ends at ``now``, or at local midnight when the current day is not served."""
         if self.current_day:
             return now
-        return float(self.plant.day_start(d.inverter_sn, now)) - 1
+        zone = self.zone_of(d)
+        return _midnight(zone, datetime.fromtimestamp(now, zone_info(zone)).date()) - 1
 
     async def _minute(self, call: Call) -> Any:
         body = call.body
@@ -1469,12 +1550,10 @@ class SungrowSim(Simulator):
             chosen = [points[k] for k in dict.fromkeys(wanted) if k in points]
             cutoff = min(hi + 300, self._today_cutoff(d, call.t))
             rows = []
-            for u in self.plant.upload_times(d.inverter_sn, lo - 300, cutoff):
-                g = bucket(u, zone)
+            for g, ctx in self._samples(d, lo - 300, cutoff):
                 minutes = g.hour * 60 + g.minute
                 if not start <= g <= end or minutes % interval:
                     continue
-                ctx = _Ctx(self, d, self.plant.truth(d.inverter_sn, u), u)
                 row: dict[str, Any] = {}
                 for p in chosen:
                     v = _fmt(p.get(ctx), p.decimals)
@@ -1485,6 +1564,25 @@ class SungrowSim(Simulator):
             data[d.ps_key] = rows
         msg = "success" if not bad else "illegal device list:" + ",".join(bad)
         return _WithMsg(msg, data)
+
+    def _samples(self, d: Device, begin: float, end: float) -> list[tuple[datetime, _Ctx]]:
+        """(local 5-minute bucket, values) for each upload in ``[begin, end]``; for the plant, the
+        buckets in which every inverter uploaded (**Decision**: otherwise the plant row is missing)."""
+        zone = self.zone_of(d)
+        if d.device_type != 11:
+            sn = d.inverter_sn
+            return [
+                (bucket(u, zone), _Ctx(self, d, self.plant.truth(sn, u), u))
+                for u in self.plant.upload_times(sn, begin, end)
+            ]
+        per_sn = [{u // 300: u for u in self.plant.upload_times(sn, begin, end)} for sn in self._sns(d)]
+        common = sorted(set.intersection(*(set(m) for m in per_sn))) if per_sn else []
+        out = []
+        for k in common:
+            parts = tuple(self.plant.truth(sn, m[k]) for sn, m in zip(self._sns(d), per_sn, strict=True))
+            u = max(m[k] for m in per_sn)
+            out.append((bucket(u, zone), _Ctx(self, d, parts[0], u, parts)))
+        return out
 
     async def _day_month_year(self, call: Call) -> Any:
         body = call.body
@@ -1515,18 +1613,22 @@ class SungrowSim(Simulator):
             series: dict[str, list[dict[str, str]]] = {f"p{p.pid}": [] for p in chosen}
             cutoff = self._today_cutoff(d, call.t)
             for first, nxt, label in periods:
-                a = max(float(self.plant.commissioned_at(sn)), _midnight(zone, first))
-                b = min(_midnight(zone, nxt) - 1, cutoff)
-                ub = self.plant.upload_time(sn, b)
-                if b < a or ub is None or ub < a:
-                    continue
-                firsts = self.plant.upload_times(sn, a, a + 3600)
-                ua = firsts[0] if firsts else ub
-                for p in chosen:
-                    row = _period_values(self.plant, sn, p, types, ua, ub, a, query)
-                    if row:
-                        row["time_stamp"] = label
-                        series[f"p{p.pid}"].append(row)
+                sums: dict[str, dict[str, float]] = {}
+                for sn in self._sns(d):  # the plant (type 11) sums its inverters
+                    a = max(float(self.plant.commissioned_at(sn)), _midnight(zone, first))
+                    b = min(_midnight(zone, nxt) - 1, cutoff)
+                    ub = self.plant.upload_time(sn, b)
+                    if b < a or ub is None or ub < a:
+                        continue
+                    firsts = self.plant.upload_times(sn, a, a + 3600)
+                    ua = firsts[0] if firsts else ub
+                    for p in chosen:
+                        acc = sums.setdefault(f"p{p.pid}", {})
+                        for t, v in _period_values(self.plant, sn, p, types, ua, ub, a, query).items():
+                            acc[t] = acc.get(t, 0.0) + v
+                for key, vals in sums.items():
+                    if vals:
+                        series[key].append({**{t: f"{v:.4f}" for t, v in vals.items()}, "time_stamp": label})
             if order == "1":
                 for rows in series.values():
                     rows.reverse()
@@ -1651,10 +1753,10 @@ def _periods(start: date, end: date, query: int) -> list[tuple[date, date, str]]
 
 def _period_values(
     plant: Plant, sn: str, p: Point, types: Sequence[str], ua: int, ub: int, a: float, query: int
-) -> dict[str, str]:
+) -> dict[str, float]:
     """Data-type values of energy point ``p`` over one period (module docstring, History)."""
     attr = p.counter or ""
-    row: dict[str, str] = {}
+    row: dict[str, float] = {}
 
     def total(t: float) -> float:
         return float(getattr(plant.counters(sn, t), attr))
@@ -1668,7 +1770,7 @@ def _period_values(
         else:
             v = {"4": total(ub) - total(a)}.get(t)
         if v is not None:
-            row[t] = f"{v:.4f}"
+            row[t] = v
     return row
 
 

@@ -81,10 +81,12 @@ def make_plant() -> Plant:
     return Plant([site], faults=[FAULT, OPEN_FAULT])
 
 
-def make_sim(now: float = NOON, *, encrypted: bool = False, **kwargs: Any) -> SungrowSim:
+def make_sim(
+    now: float = NOON, *, encrypted: bool = False, plant: Plant | None = None, **kwargs: Any
+) -> SungrowSim:
     app = kwargs.pop("app", SungrowApp(APPKEY, ACCESS, encrypted_only=encrypted))
     return SungrowSim(
-        make_plant(),
+        plant if plant is not None else make_plant(),
         apps=[app],
         users=[SungrowUser(USER, PASSWORD, 505120)],
         keys=GatewayKeys() if encrypted or kwargs.pop("with_keys", False) else None,
@@ -884,3 +886,107 @@ def test_registered_for_python_m() -> None:
     )
     assert "sungrow" in proc.stdout
     assert math.isfinite(NOON)
+
+
+def test_plant_level_points_sum_the_inverters() -> None:
+    async def main() -> None:
+        sim = make_sim(now=local_time(ZONE, DAY, 15))
+        async with served(sim) as sg:
+            await logged_in(sg)
+            key = f"{PS_ID}_11_0_0"
+            ids = ["83033", "83022", "83252", "83549"]
+            data = await sg.ok(
+                "/openapi/getDeviceRealTimeData",
+                {"device_type": "11", "point_id_list": ids, "ps_key_list": [key]},
+            )
+            dp = data["device_point_list"][0]["device_point"]
+            truths = [sim.plant.snapshot(sn, sg.clock()) for sn in (HYB, PVO)]
+            assert all(truths)
+            power = sum(t.ac_power_w for t in truths if t)
+            assert num(dp["p83033"]) == pytest.approx(power, abs=0.1)
+            assert num(dp["p83022"]) == pytest.approx(sum(t.today.yield_wh for t in truths if t), abs=0.1)
+            bat = truths[0].battery if truths[0] else None
+            assert bat is not None and num(dp["p83252"]) == pytest.approx(bat.soc_pct / 100, abs=0.0006)
+            assert dp["p83549"] is None  # sign undocumented (notes §6.3): not served
+            minute = await sg.ok(
+                "/openapi/getDevicePointMinuteDataList",
+                minute_body("20260615120000", "20260615130000", "p83033", keys=[key]),
+            )
+            rows = minute[key]
+            assert rows and all(local(r["time_stamp"]).minute % 5 == 0 for r in rows)
+            day = await sg.ok(
+                "/openapi/getDevicePointsDayMonthYearDataList",
+                {
+                    "ps_key_list": [key],
+                    "data_point": "p83022",
+                    "data_type": "2",
+                    "order": "0",
+                    "query_type": "1",
+                    "start_time": "20260614",
+                    "end_time": "20260614",
+                },
+            )
+            (row,) = day[key]["p83022"]
+            a, b = local_time(ZONE, DAY - timedelta(days=1), 0), local_time(ZONE, DAY, 0) - 1
+            want = 0.0
+            for sn in (HYB, PVO):
+                ub = sim.plant.upload_time(sn, b)
+                assert ub is not None
+                want += sim.plant.energy(sn, a, ub).yield_wh
+            assert num(row["2"]) == pytest.approx(want, abs=0.001)
+
+    run(main())
+
+
+def test_minute_window_across_the_autumn_change() -> None:
+    autumn = date(2026, 10, 25)  # 03:00 CEST → 02:00 CET in Berlin
+    inverters = make_plant().sites[0].inverters
+    plant = Plant([Site("site-1", "Test Plant", ZONE, 52.5, 13.4, inverters, autumn - timedelta(days=3))])
+    sim = make_sim(now=local_time(ZONE, autumn, 18), plant=plant)
+
+    async def main() -> None:
+        async with served(sim) as sg:
+            await logged_in(sg)
+            path = "/openapi/getDevicePointMinuteDataList"
+            # 01:00 → 04:00 is three hours on the wall clock but four in real time: refused (strict)
+            assert code(await sg.call(path, minute_body("20261025010000", "20261025040000"))) == "010"
+            data = await sg.ok(path, minute_body("20261025020000", "20261025025500"))
+            stamps = [r["time_stamp"] for r in data[f"{PS_ID}_14_1_1"]]
+            assert len(stamps) == 24 and len(set(stamps)) == 12  # the repeated hour: each stamp twice
+
+    run(main())
+
+
+def test_python_m_serves_the_demo_gateway() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector.simulators", "sungrow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+
+        async def main() -> None:
+            from collector.simulators.sungrow import DEMO_ACCESS_KEY, DEMO_APPKEY, DEMO_PASSWORD, DEMO_USER
+
+            body = {
+                "appkey": DEMO_APPKEY,
+                "lang": "_en_US",
+                "user_account": DEMO_USER,
+                "user_password": DEMO_PASSWORD,
+            }
+            headers = {"sys_code": "901", "x-access-key": DEMO_ACCESS_KEY}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(url + "/openapi/login", json=body, headers=headers) as resp,
+            ):
+                env = await resp.json()
+            assert env["result_code"] == "1" and env["result_data"]["login_state"] == "1"
+
+        run(main())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
