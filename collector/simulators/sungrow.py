@@ -16,7 +16,9 @@ Protocol rules
   filter chain would): no ``x-access-key`` → ``E911``; unknown access key → ``E912``; no or wrong
   ``sys_code`` → ``003`` (doc Appendix 2 "sys_code should be empty"; a wrong value is a
   **Decision**); then the body (below); no ``appkey`` → ``001``; unknown appkey → ``E00000``; an
-  appkey with another app's access key → ``E914`` (doc Appendix 2).
+  appkey with another app's access key → ``E914``; an expired app (:attr:`SungrowApp.expired`) →
+  ``E00001`` (doc Appendix 2). ``E903`` (IP switching) and ``E996`` / ``E994`` are not modelled:
+  inject them with ``Injection.errno(code_id(...))``.
 * **lang** (notes §3.1): in the body (the doc's header table is wrong, notes win); a value that is
   not one of the doc's ``_xx_YY`` codes (e.g. ``en_US``) → ``010``; missing is accepted.
 * **Login** (doc §2.1; notes §3.1): ``/openapi/login`` with ``user_account`` / ``user_password``
@@ -59,7 +61,8 @@ Limits (notes §4.3; :class:`SungrowLimits`; sliding windows in the LimitEngine)
   ``E901`` (HTTP 200; whether the real gateway sends 429 is undocumented, notes §4.3). Every reply to
   a known appkey carries ``X-RateLimit-Burst-Capacity``, ``X-RateLimit-Replenish-Rate``,
   ``X-RateLimit-Requested-Tokens`` and ``X-RateLimit-Remaining`` (doc §2.4.5 … §2.10.5 screenshots).
-  Refused calls do not count against the quotas (**Decision**: the gateway filter answers first).
+  Refused calls do not count against the quotas (**Decision**: the gateway filter answers first);
+  calls refused by authentication do not count either, calls answered ``009`` / ``010`` do.
 * Quota per appkey: ``per_hour`` (2000, the Basic package, notes §1 / §4.3) → ``E999``; per day
   (default 24 × hourly as in the CN-doc sample, notes §4.3) → ``E998`` (**Decision**: E998 is the
   only other quota code, "monthly" in the notes). Every call counts, login included.
@@ -84,7 +87,8 @@ Discovery
   ``43`` and grid meter ``7``; every logger a communication module ``22`` (code 247+); the plant
   ``11`` (``<ps_id>_11_0_0``) only with ``is_virtual_unit=1`` (doc §2.5.3: virtual devices on
   request). ``dev_status`` / ``dev_fault_status`` strings here (notes §5.2: integers in realtime);
-  fault status ``4`` normal (notes §5.10).
+  fault status ``4`` normal (notes §5.10). A ``ps_id`` the user does not own → ``010``
+  (**Decision**). :attr:`SungrowSim.hidden` drops devices (a device list that changes between runs).
 * ``getOpenPointInfo`` (doc §2.10): ``device_type``, ``type`` (1 signals, 2 telemetry, 5 property),
   ``curPage``, ``size`` required; the simulator's point tables. ``storage_unit`` on device types
   14 / 7 repeats the display unit (kW, kWh) although values are W / Wh (notes §5.5: "storage_unit is
@@ -129,7 +133,9 @@ History (notes §7.1, §5.8, §5.9)
   **Decision**: only energy points are served (others omitted); ``"2"`` peak = the day's energy for
   a daily counter (the doc's advice) or the lifetime counter at the period's last upload, ``"3"``
   valley = the period's lowest (0 for a daily counter on a day, the lifetime counter at the first
-  upload), ``"4"`` total (months, years only) = energy in the period; ``"1"`` average omitted.
+  upload), ``"4"`` total (months, years only) = energy in the period for a daily counter, the
+  lifetime counter at the period's last upload for a lifetime one; ``"1"`` average and a monthly
+  ``"2"`` of a daily counter are omitted. The plant (type 11) sums its inverters.
   Values with 4 decimals ``"371600.0000"`` (notes §5.2).
 * ``getFaultAlarmInfo`` (doc §2.9; notes §5.10): ``curPage`` / ``size`` required; ``process_status``
   8 open, 9 closed, 999 both, empty = open; 9 / 999 must not span months (``010``); times
@@ -142,7 +148,8 @@ History (notes §7.1, §5.8, §5.9)
 Fault injection: the base :class:`~collector.simulators.base.Injection` kinds (``html``, ``http``,
 ``hang``, ``errno`` with a :func:`code_id`, ``nulls`` / ``strings`` / ``empty`` on the point values,
 ``malformed`` = truncated JSON; ``http`` with status 200 = an empty body), plus
-:meth:`SungrowSim.inject_null_result` (``result_data: null`` with ``result_code "1"``) and
+:meth:`SungrowSim.inject_null_result` (``result_data: null`` with ``result_code "1"``),
+:meth:`SungrowSim.inject_values` (every point ``null`` / ``"--"`` / ``""``) and
 :meth:`SungrowSim.inject_bad_cipher` (an encrypted reply that does not decrypt). Secrets (passwords,
 tokens, AES keys) are never logged.
 """
@@ -156,6 +163,7 @@ import json
 import math
 import re
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -216,6 +224,7 @@ MESSAGES: dict[str, str] = {
     "009": "er_missing_parameter",
     "010": "er_parameter_value_invalid",
     "E00000": "er_invalid_appkey",
+    "E00001": "er_api_service_has_expired",
     "E00003": "er_token_login_invalid",
     "E998": "er_month_call_api_times_upper_limit",
     "E999": "er_hour_call_api_times_upper_limit",
@@ -314,6 +323,8 @@ class SungrowApp:
     denied: frozenset[str] = frozenset()
     """Endpoint paths not granted (→ E900), e.g. ``{"/openapi/getFaultAlarmInfo"}``."""
     encrypted_only: bool = False
+    expired: bool = False
+    """The app's API service has expired (→ E00001, doc Appendix 2)."""
     per_hour: int | None = None
     """None: :attr:`SungrowLimits.per_hour`."""
     per_day: int | None = None
@@ -868,6 +879,9 @@ class SungrowSim(Simulator):
         self._user_state: dict[str, _UserState] = {}
         self._nonces: dict[str, float] = {}
         self._null_results: dict[str, int] = {}
+        self._value_injections: dict[str, deque[str | None]] = {}
+        self.hidden: set[str] = set()
+        """ps_keys left out of every answer (a device list that changes between runs)."""
         self._bad_cipher: dict[str, int] = {}
         s = self.settings
         self._throttle = Limit("throttle", s.burst, s.burst / s.replenish_per_s)
@@ -925,12 +939,14 @@ class SungrowSim(Simulator):
 
     def _owned(self, call: Call) -> list[Device]:
         sites = self._owned_sites(call.extra["user"])
-        return [d for d in self.devices if d.site_id in sites]
+        return [d for d in self.devices if d.site_id in sites and d.ps_key not in self.hidden]
 
     # ---------------------------------------------------------------- routes
 
     def endpoints(self) -> Sequence[Endpoint]:
         handlers: dict[str, DeviceHandler] = {
+            # notes §3.1: /openapi/login (doc §2.1, CN-doc); the English Appendix 7's
+            # /v1/userService/login is the app API's path, not served here
             LOGIN: self._login,
             "/openapi/getOpenApiCallInfo": self._call_info,
             "/openapi/getPowerStationList": self._plant_list,
@@ -955,11 +971,14 @@ class SungrowSim(Simulator):
             lang = call.body.get("lang")
             if lang not in (None, "") and lang not in LANGS:
                 raise sg_error("010", "er_parameter_value_invalid:lang")  # notes §3.1 (ES-notes)
+            result = await handler(call)
             if self._null_results.get(path, 0) > 0:
                 self._null_results[path] -= 1
-                await handler(call)
                 return None
-            return await handler(call)
+            pending = self._value_injections.get(path)
+            if pending:
+                return _replace_points(result, pending.popleft())
+            return result
 
         return run
 
@@ -1044,6 +1063,12 @@ class SungrowSim(Simulator):
         """Answer the next ``count`` successful calls of ``path`` with ``result_data: null``."""
         self._null_results[path] = self._null_results.get(path, 0) + count
 
+    def inject_values(self, path: str, value: str | None, count: int = 1) -> None:
+        """Answer the next ``count`` successful calls of ``path`` with every point value replaced by
+        ``value`` (``None``, ``"--"``, ``""``, notes §5.2). The base ``nulls`` / ``strings`` /
+        ``empty`` injections change only JSON numbers, and Sungrow's point values are strings."""
+        self._value_injections.setdefault(path, deque()).extend([value] * count)
+
     def inject_bad_cipher(self, path: str, count: int = 1) -> None:
         """Answer the next ``count`` encrypted calls of ``path`` with a body that does not decrypt."""
         self._bad_cipher[path] = self._bad_cipher.get(path, 0) + count
@@ -1102,6 +1127,8 @@ class SungrowSim(Simulator):
             return self._refuse("E00000")
         if app.access_key != access:
             return self._refuse("E914")
+        if app.expired:
+            return self._refuse("E00001")
         if not encrypted and app.encrypted_only:
             return self._refuse("E902")
         call.account = app.appkey
@@ -1208,7 +1235,7 @@ class SungrowSim(Simulator):
         if state.locked_until > call.t:
             disable = local_stamp(state.locked_until, "UTC", "%Y-%m-%d %H:%M:%S")
             return {**base, "login_state": "2", "err_times": str(state.errors), "disable_time": disable}
-        if not secrets.compare_digest(password, user.password):
+        if not secrets.compare_digest(password.encode(), user.password.encode()):
             state.errors += 1
             remain = max(0, s.max_password_errors - state.errors)
             if remain == 0:
@@ -1487,7 +1514,11 @@ class SungrowSim(Simulator):
             # notes §2.2 (KRoperUK): "Parameters point_id_list size is over 100"
             raise sg_error("010", "Parameters point_id_list size is over 100")
         devices, fail = self._select(call, dtype)
-        if dtype not in POINTS:
+        if dtype not in POINTS:  # Decision: a device type without open points fails every device
+            if "fail_sn_list" in fail:
+                fail["fail_sn_list"] = [*fail["fail_sn_list"], *(d.sn for d in devices)]
+            else:
+                fail["fail_ps_key_list"] = [*fail.get("fail_ps_key_list", []), *(d.ps_key for d in devices)]
             devices = []
         wanted = [f"p{i}" for i in dict.fromkeys(ids)]  # bare ids (doc §2.14.5); "p1" → "pp1": null
         rows = [{"device_point": self._device_point(d, call.t, wanted)} for d in devices]
@@ -1718,6 +1749,22 @@ class SungrowSim(Simulator):
             "create_time": local_stamp(fault.start, zone, "%Y-%m-%d %H:%M:%S"),
             "over_time": local_stamp(fault.end, zone, "%Y-%m-%d %H:%M:%S") if closed else "",
         }
+
+
+def _replace_points(obj: Any, value: str | None) -> Any:
+    """A copy of ``obj`` with every ``p<id>`` value replaced by ``value``."""
+    if isinstance(obj, _WithMsg):
+        return _WithMsg(obj.msg, _replace_points(obj.data, value))
+    if isinstance(obj, dict):
+        return {
+            k: value
+            if re.fullmatch(r"p\d+", str(k)) and not isinstance(v, list | dict)
+            else _replace_points(v, value)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_replace_points(x, value) for x in obj]
+    return obj
 
 
 @dataclass(frozen=True)

@@ -990,3 +990,29 @@ def test_python_m_serves_the_demo_gateway() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_placeholder_injection_hidden_devices_and_expired_app() -> None:
+    async def main() -> None:
+        async with served(make_sim()) as sg:
+            await logged_in(sg)
+            path = "/openapi/getDeviceRealTimeData"
+            body = {
+                "device_type": "14",
+                "point_id_list": ["13003", "13141"],
+                "ps_key_list": [f"{PS_ID}_14_1_1"],
+            }
+            for value in ("--", "", None):
+                sg.sim.inject_values(path, value)
+                dp = (await sg.ok(path, body))["device_point_list"][0]["device_point"]
+                assert dp["p13003"] == value and dp["p13141"] == value
+            sg.sim.hidden.add(f"{PS_ID}_14_1_1")
+            gone = await sg.ok(path, body)
+            assert gone["device_point_list"] == [] and gone["fail_ps_key_list"] == [f"{PS_ID}_14_1_1"]
+            rows = await sg.ok("/openapi/getDeviceList", {"ps_id": str(PS_ID), "curPage": 1, "size": 50})
+            assert HYB not in {r["device_sn"] for r in rows["pageList"]}
+        async with served(make_sim(app=SungrowApp(APPKEY, ACCESS, expired=True))) as sg:
+            env = await sg.call("/openapi/login", {"user_account": USER, "user_password": PASSWORD})
+            assert code(env) == "E00001"
+
+    run(main())
