@@ -114,7 +114,8 @@ Live data (notes §5.2-5.7, §6)
   5-minute bucket holding the device's newest upload (notes §5.3: always on 5-minute boundaries);
   the values are the truth at that upload. Battery current positive = charging (**Decision**).
   Running state ``p29`` / ``p13146`` (**Decision**, Sungrow's Modbus words in decimal): run ``0``,
-  stop ``32768``, standby ``5120``, starting ``4608``, fault ``21760``; ``p304`` fault ``1`` / ``0``.
+  standby ``5120``, starting ``4608``, fault ``21760``, permanent fault shown as stop ``32768``;
+  ``p304`` fault ``1`` / ``0``.
 
 History (notes §7.1, §5.8, §5.9)
 --------------------------------
@@ -146,8 +147,9 @@ History (notes §7.1, §5.8, §5.9)
   ``over_time`` local ``yyyy-MM-dd HH:mm:ss`` (``""`` while open, doc §2.9.5).
 
 Fault injection: the base :class:`~collector.simulators.base.Injection` kinds (``html``, ``http``,
-``hang``, ``errno`` with a :func:`code_id`, ``nulls`` / ``strings`` / ``empty`` on the point values,
-``malformed`` = truncated JSON; ``http`` with status 200 = an empty body), plus
+``hang``, ``errno`` with a :func:`code_id`, ``malformed`` = truncated JSON; the base ``nulls`` /
+``strings`` / ``empty`` change only JSON numbers, and Sungrow's values are already strings;
+``http`` with status 200 = an empty body), plus
 :meth:`SungrowSim.inject_null_result` (``result_data: null`` with ``result_code "1"``),
 :meth:`SungrowSim.inject_values` (every point ``null`` / ``"--"`` / ``""``) and
 :meth:`SungrowSim.inject_bad_cipher` (an encrypted reply that does not decrypt). Secrets (passwords,
@@ -1335,8 +1337,10 @@ class SungrowSim(Simulator):
         power = today = total = 0.0
         last = 0
         faults = 0
+        online = False
         for inv in site.inverters:
             u = self.plant.upload_time(inv.sn, now)
+            online |= u is not None and now - u <= 3 * inv.upload_interval_s
             faults += len(self.plant.active_faults(inv.sn, now))
             if u is None:
                 continue
@@ -1363,7 +1367,7 @@ class SungrowSim(Simulator):
             "longitude": site.longitude,
             "fault_count": faults,
             "alarm_count": 0,
-            "ps_status": 1,
+            "ps_status": 1 if online else 0,
             "ps_fault_status": 1 if faults else 3,  # doc sample: 3 = normal (notes §5.10)
             "curr_power": scaled(power, ("W", "kW", "MW")),
             "today_energy": scaled(today, ("Wh", "kWh", "MWh")),

@@ -373,6 +373,45 @@ def test_encrypted_round_trip() -> None:
     run(main())
 
 
+def test_every_endpoint_answers_encrypted() -> None:
+    async def main() -> None:
+        async with served(make_sim(now=local_time(ZONE, DAY, 14), encrypted=True)) as sg:
+            await logged_in(sg)
+            key = f"{PS_ID}_14_1_1"
+            calls: list[tuple[str, dict[str, Any]]] = [
+                ("/openapi/getOpenApiCallInfo", {}),
+                ("/openapi/getOpenPointInfo", {"device_type": "1", "type": "2", "curPage": 1, "size": 10}),
+                (
+                    "/openapi/getDeviceRealTimeData",
+                    {"device_type": "14", "point_id_list": ["13141"], "ps_key_list": [key]},
+                ),
+                ("/openapi/getPVInverterRealTimeData", {"sn_list": [PVO]}),
+                ("/openapi/getDevicePointMinuteDataList", minute_body("20260615100000", "20260615130000")),
+                (
+                    "/openapi/getDevicePointsDayMonthYearDataList",
+                    {
+                        "ps_key_list": [key],
+                        "data_point": "p13112",
+                        "data_type": "2",
+                        "query_type": "1",
+                        "start_time": "20260611",
+                        "end_time": "20260615",
+                    },
+                ),
+                ("/openapi/getFaultAlarmInfo", {"curPage": 1, "size": 10}),
+            ]
+            for path, body in calls:
+                data = await sg.ok(path, body)
+                assert data, path
+                assert not sg.last_text.startswith("{"), path
+            assert (
+                code(await sg.call("/openapi/getFaultAlarmInfo", {"curPage": 1, "size": 10}, encrypt=False))
+                == "E902"
+            )
+
+    run(main())
+
+
 def test_plain_call_to_an_encrypted_only_app_is_e902() -> None:
     async def main() -> None:
         async with served(make_sim(encrypted=True)) as sg:
@@ -509,6 +548,7 @@ def test_plant_list_shape() -> None:
             row = (await sg.ok("/openapi/getPowerStationList", {"curPage": 1, "size": 10}))["pageList"][0]
             assert row["ps_id"] == PS_ID
             assert row["ps_current_time_zone"] == "GMT+1"  # fixed standard offset, even in CEST
+            assert row["ps_status"] == 1 and row["ps_fault_status"] == 1  # OPEN_FAULT is active
             truths = [sim.plant.snapshot(sn, sg.clock()) for sn in (HYB, PVO)]
             power = sum(t.ac_power_w for t in truths if t)
             total = sum(t.total.yield_wh for t in truths if t)
