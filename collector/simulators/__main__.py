@@ -1,7 +1,9 @@
-"""``python -m collector.simulators foxess [--port N] [--key K]``: run a simulator standalone.
+"""``python -m collector.simulators foxess|sungrow [--port N] [--key K] [--encrypted]``: run a simulator.
 
 Serves the vendor's demo plant on ``--host`` (default 127.0.0.1) and ``--port`` (default 0: a free
-port), prints the base URL on stdout and runs until SIGINT / SIGTERM.
+port), prints the base URL on stdout and runs until SIGINT / SIGTERM. For ``sungrow`` the demo app
+(appkey, access key) and account are printed on stderr, and ``--encrypted`` makes the gateway
+refuse plain calls and prints its ``rsa_public_key``.
 """
 
 from __future__ import annotations
@@ -12,18 +14,33 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-from collector.simulators.base import serve_forever
+from collector.simulators import sungrow
+from collector.simulators.base import Simulator, serve_forever
 from collector.simulators.foxess import DEMO_API_KEY, FoxessSim, demo_plant, demo_quirks
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m collector.simulators", description=__doc__)
-    parser.add_argument("vendor", choices=["foxess"], help="which vendor cloud to simulate")
+    parser.add_argument("vendor", choices=["foxess", "sungrow"], help="which vendor cloud to simulate")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free port)")
-    parser.add_argument("--key", default=DEMO_API_KEY, help=f"API key to accept (default {DEMO_API_KEY})")
+    parser.add_argument("--key", default=None, help=f"FoxESS API key to accept (default {DEMO_API_KEY})")
+    parser.add_argument("--encrypted", action="store_true", help="sungrow: refuse plain calls (RSA/AES mode)")
     args = parser.parse_args(argv)
-    sim = FoxessSim(demo_plant(), api_keys={args.key: None}, quirks=demo_quirks(), host=args.host)
+    sim: Simulator
+    if args.vendor == "foxess":
+        key = args.key or DEMO_API_KEY
+        sim = FoxessSim(demo_plant(), api_keys={key: None}, quirks=demo_quirks(), host=args.host)
+    else:
+        sg = sungrow.demo_sim(encrypted=args.encrypted, host=args.host)
+        print(
+            f"appkey={sungrow.DEMO_APPKEY} access_key={sungrow.DEMO_ACCESS_KEY} "
+            f"user={sungrow.DEMO_USER} password={sungrow.DEMO_PASSWORD}",
+            file=sys.stderr,
+        )
+        if sg.rsa_public_key is not None:
+            print(f"rsa_public_key={sg.rsa_public_key}", file=sys.stderr)
+        sim = sg
 
     def announce(url: str) -> None:
         print(url, flush=True)
