@@ -22,6 +22,10 @@ What is retried, and how often:
   -1/000/011/E910/E997): at most `retries` more attempts after a short jittered pause.
 * Everything else goes up: rate limits and quota to the app (which pauses the
   account until `retry_at`), E916 after recording the login back-off in the state.
+  E999 (hourly quota) first says "the next full hour"; whether the gateway counts
+  clock hours (as `getOpenApiCallInfo`'s per-hour lists suggest) or a sliding hour
+  (the simulator's stricter reading) is undocumented (research/sungrow.md §4.3), so
+  an E999 again within the hour after the first says "an hour after the first".
 
 Secrets — token, AES key, password, access key, appkey — never go into a log line or
 an exception message.
@@ -42,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from collector.clock import Clock
-from collector.errors import ConfigError, VendorTransientError
+from collector.errors import ConfigError, VendorRateLimitError, VendorTransientError
 from collector.log import REDACTOR, get_logger
 from collector.state import State
 from collector.vendors.sungrow.auth import (
@@ -59,6 +63,8 @@ from collector.vendors.sungrow.auth import (
     seal,
 )
 from collector.vendors.sungrow.codes import (
+    HOURLY_QUOTA_CODES,
+    QUOTA_MARGIN,
     VENDOR,
     ClockSkewError,
     LoginRefusedError,
@@ -153,6 +159,8 @@ class SungrowTransport:
         self.clock_offset = 0.0
         #: Logins this transport made (not counting ones it took from another process).
         self.logins = 0
+        #: When the current run of E999 answers began (None: the last call was not E999).
+        self._quota_since: float | None = None
         self._last_date: str | None = None
 
     @property
@@ -304,7 +312,14 @@ class SungrowTransport:
         retries = 0
         while True:
             try:
-                return await self._attempt(path, body, devices, max_wait, allow_null)
+                data = await self._attempt(path, body, devices, max_wait, allow_null)
+                self._quota_since = None
+                return data
+            except VendorRateLimitError as err:
+                again = self._hourly_quota(err) if err.code in HOURLY_QUOTA_CODES else err
+                if again is not err:
+                    raise again from err
+                raise
             except ClockSkewError:
                 if clock_fixed:
                     raise
@@ -317,6 +332,25 @@ class SungrowTransport:
                 retries += 1
                 log.info("sungrow.retry", endpoint=path, attempt=retries, error=str(err))
                 await self._clock.sleep(random.uniform(*self._retry_delay))
+
+    def _hourly_quota(self, err: VendorRateLimitError) -> VendorRateLimitError:
+        """E999: the next full hour on the first one (a clock-hour quota frees then); on
+        another within the hour, an hour after the first — a sliding hour has freed by then
+        (research/sungrow.md §4.3 leaves open which the gateway counts)."""
+        now = self._clock.time()
+        since = self._quota_since
+        if since is None or now - since > 3600.0 + QUOTA_MARGIN:
+            self._quota_since = now
+            return err
+        # Not the next full hour again (that would be the clock-hour guess once more).
+        retry_at = max(since + 3600.0 + QUOTA_MARGIN, now + QUOTA_MARGIN)
+        return VendorRateLimitError(
+            f"{err} again: retrying an hour after the first",
+            retry_at=retry_at,
+            vendor=err.vendor,
+            endpoint=err.endpoint,
+            code=err.code,
+        )
 
     def _slot(
         self, endpoint: str, devices: Sequence[str], max_wait: float | None

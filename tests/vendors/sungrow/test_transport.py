@@ -20,11 +20,13 @@ from collector.errors import ConfigError, VendorQuotaError, VendorRateLimitError
 from collector.state import State
 from collector.vendors.sungrow.auth import LOGIN_LOCK_TTL, TokenStore, account_id
 from collector.vendors.sungrow.codes import (
+    QUOTA_MARGIN,
     ClockSkewError,
     LoginRefusedError,
     LoginThrottledError,
     NotGrantedError,
     TokenInvalidError,
+    next_hour,
 )
 from collector.vendors.sungrow.transport import REGIONS, SungrowTransport, base_url_for
 from tests.vendors.sungrow.fakegateway import (
@@ -416,6 +418,34 @@ def test_an_undecryptable_reply_is_transient(tmp_path: Path, private_key: rsa.RS
             await env.transport().call(PLANTS)
         assert len(fake.calls(PLANTS)) == 2
         assert any(e["event"] == "sungrow.reply_undecryptable" for e in logs)
+
+    run(tmp_path, fake, body)
+
+
+def test_e999_again_within_the_hour_waits_an_hour_after_the_first(tmp_path: Path) -> None:
+    """Clock-hour or sliding-hour quota (research/sungrow.md §4.3 leaves it open): the next full
+    hour first, an hour after the first E999 when the gateway still refuses then."""
+    fake = gateway()
+
+    async def body(env: Env) -> None:
+        api = env.transport()
+        await api.call(PLANTS)
+        fake.on(PLANTS, lambda req: err("E999", "er_hour_call_api_times_upper_limit"))
+        first = env.clock.time()
+        with pytest.raises(VendorRateLimitError) as info:
+            await api.call(PLANTS)
+        assert info.value.retry_at == next_hour(first)
+        env.clock.now = next_hour(first)
+        with pytest.raises(VendorRateLimitError) as info:
+            await api.call(PLANTS)
+        assert info.value.retry_at == first + 3600.0 + QUOTA_MARGIN and info.value.code == "E999"
+        fake.on(PLANTS, plants)
+        env.clock.now = first + 3600.0 + QUOTA_MARGIN
+        await api.call(PLANTS)  # a success ends the run: the next E999 is a first one again
+        fake.on(PLANTS, lambda req: err("E999", "er_hour_call_api_times_upper_limit"))
+        with pytest.raises(VendorRateLimitError) as info:
+            await api.call(PLANTS)
+        assert info.value.retry_at == next_hour(env.clock.time())
 
     run(tmp_path, fake, body)
 
