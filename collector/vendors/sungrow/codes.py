@@ -205,7 +205,9 @@ def throttle_retry_at(
     token-bucket headers the vendor doc's screenshots show (`X-RateLimit-Remaining`,
     `X-RateLimit-Replenish-Rate`, `X-RateLimit-Requested-Tokens`; research/sungrow.md
     §4.3, an inference there): the time the bucket needs to refill what one request
-    takes. Neither → `default`. Never sooner than `THROTTLE_MIN`, never later than a day.
+    takes — or, when it is empty and `X-RateLimit-Burst-Capacity` is given, the whole
+    `burst / rate` window (right for a sliding window too). Neither → `default`.
+    Never sooner than `THROTTLE_MIN`, never later than a day.
     """
     h = headers or {}
     retry_after = _header(h, "Retry-After")
@@ -222,6 +224,13 @@ def throttle_retry_at(
             remaining = _number(_header(h, "X-RateLimit-Remaining")) or 0.0
             requested = _number(_header(h, "X-RateLimit-Requested-Tokens")) or 1.0
             seconds = max(requested - max(remaining, 0.0), 1.0) / rate
+            burst = _number(_header(h, "X-RateLimit-Burst-Capacity"))
+            if burst is not None and burst > 0 and remaining <= 0:
+                # A token bucket has a token again after 1/rate, but whether the gateway
+                # refills a bucket or counts `burst` calls per `burst / rate` seconds is an
+                # inference (research/sungrow.md §4.3; the simulator counts the window, the
+                # stricter reading): an empty bucket waits for the whole window.
+                seconds = max(seconds, burst / rate)
     if seconds is None or seconds < 0:
         seconds = default
     return now + min(max(seconds, THROTTLE_MIN), 86400.0)

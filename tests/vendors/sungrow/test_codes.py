@@ -124,12 +124,15 @@ def test_throttle_retry_from_the_headers() -> None:
     assert throttle_retry_at({"Retry-After": "7"}, NOW) == NOW + 7
     assert throttle_retry_at({"retry-after": "Tue, 14 Nov 2023 22:13:50 GMT"}, NOW) == NOW + 30
     # The token bucket: 0 left, 10 per second → a token in 0.1 s; never sooner than 1 s.
+    # With the burst known and nothing left, the whole window (15 / 10 per s = 1.5 s): the
+    # gateway may count 15 calls per 1.5 s rather than refill a bucket (research/sungrow.md §4.3).
     bucket = {
         "X-RateLimit-Remaining": "0",
         "X-RateLimit-Replenish-Rate": "10",
         "X-RateLimit-Burst-Capacity": "15",
     }
-    assert throttle_retry_at(bucket, NOW) == NOW + 1.0
+    assert throttle_retry_at(bucket, NOW) == NOW + 1.5
+    assert throttle_retry_at({**bucket, "X-RateLimit-Burst-Capacity": "5"}, NOW) == NOW + 1.0
     slow = {"x-ratelimit-remaining": "0", "x-ratelimit-replenish-rate": "0.2"}
     assert throttle_retry_at(slow, NOW) == NOW + 5.0
     # Nothing usable: the fixed pauses.
