@@ -451,6 +451,16 @@ class GatewayKeys:
         out = b""
         for i in range(0, len(raw), block):
             out += self._private.decrypt(raw[i : i + block], asym_padding.PKCS1v15())
+        # OpenSSL's implicit rejection (3.2+, and patched 3.0 builds) answers a ciphertext for
+        # another key with random bytes instead of an error, which would read as a wrong-length
+        # key (E907); Java's Cipher throws, i.e. E906. The key is a 16-character string (doc
+        # Appendix 5, notes §3.2 step 1): bytes that are not printable text did not decrypt.
+        try:
+            text = out.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError("does not decrypt") from err
+        if not text.isprintable():
+            raise ValueError("does not decrypt")
         return out
 
 

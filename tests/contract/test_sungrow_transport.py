@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from collector.budget import BudgetBook, SourceBudget, send_trace
-from collector.errors import VendorRateLimitError
+from collector.errors import VendorAuthError, VendorRateLimitError
 from collector.simulators.base import Injection, ManualClock
 from collector.simulators.sungrow import (
     DEMO_SITE_ID,
@@ -37,6 +38,7 @@ from collector.state import State
 from collector.vendors import VENDOR_SPECS
 from collector.vendors.sungrow.codes import (
     THROTTLE_MIN,
+    CryptoError,
     LoginRefusedError,
     NotGrantedError,
 )
@@ -246,8 +248,11 @@ def test_clock_skew_is_corrected_and_one_retry_succeeds(tmp_path: Path, offset: 
 
     async def body(env: Env) -> None:
         api = env.transport(clock=Skewed(env.clock, offset))
-        data = await api.call(PLANTS, {"curPage": 1, "size": 10})
+        with capture_logs() as logs:
+            data = await api.call(PLANTS, {"curPage": 1, "size": 10})
         assert data["pageList"]
+        corrected = [e for e in logs if e["event"] == "sungrow.clock_corrected"]
+        assert [e["source"] for e in corrected] == ["timestamp"]  # the simulator's /timestamp was read
         assert abs(api.clock_offset + offset) <= 1.0
         assert env.calls("/openapi/login") == ["E913", "1"]
         assert len(env.sim.calls_to("/timestamp")) <= 1
@@ -370,5 +375,68 @@ def test_a_wrong_password_is_login_refused_without_the_secret(tmp_path: Path, en
             await api.call(PLANTS, {"curPage": 1, "size": 10})
         assert env.calls("/openapi/login") == ["1"]
         assert env.calls(PLANTS) == []
+
+    run(tmp_path, body, encrypted=encrypted)
+
+
+@MODES
+def test_http_429_is_a_rate_limit_too(tmp_path: Path, encrypted: bool) -> None:
+    """The simulator answers E901 with HTTP 200 (its Decision: 429 vs E901 is undocumented, notes
+    §4.3); the client reads a bare 429 with the rate-limit headers as well."""
+
+    async def body(env: Env) -> None:
+        api = env.transport()
+        await api.call(PLANTS, {"curPage": 1, "size": 10})
+        env.sim.inject(PLANTS, Injection.http(429))
+        with pytest.raises(VendorRateLimitError) as caught:
+            await api.call(PLANTS, {"curPage": 1, "size": 10})
+        assert caught.value.code == 429 and caught.value.retry_at is not None
+
+    run(tmp_path, body, encrypted=encrypted)
+
+
+def test_an_app_that_needs_encryption_refuses_a_plain_transport(tmp_path: Path) -> None:
+    async def body(env: Env) -> None:
+        api = env.transport(rsa_public_key=None)
+        with pytest.raises(CryptoError) as caught:
+            await api.call(PLANTS, {"curPage": 1, "size": 10})
+        assert caught.value.code == "E902"
+        assert env.calls("/openapi/login") == ["E902"]
+
+    run(tmp_path, body, encrypted=True)
+
+
+def test_a_wrong_public_key_is_e906_answered_in_plain(tmp_path: Path) -> None:
+    """Before the gateway knows the AES key its refusals are plain JSON; the encrypted
+    transport reads them (notes §3.2 6.: robust clients accept plain replies)."""
+
+    async def body(env: Env) -> None:
+        api = env.transport(rsa_public_key=GatewayKeys().public_key_b64)
+        with pytest.raises(CryptoError) as caught:
+            await api.call(PLANTS, {"curPage": 1, "size": 10})
+        assert caught.value.code == "E906"
+
+    run(tmp_path, body, encrypted=True)
+
+
+@MODES
+def test_a_wrong_access_key_is_an_auth_error(tmp_path: Path, encrypted: bool) -> None:
+    async def body(env: Env) -> None:
+        api = SungrowTransport(
+            http=env.http,
+            budget=env.budget,
+            state=env.state,
+            clock=env.clock,
+            appkey=APPKEY,
+            access_key="wrong-access-key-0000000000000000",
+            username=USER,
+            password=PASSWORD,
+            base_url=env.url,
+            rsa_public_key=env.sim.rsa_public_key,
+        )
+        with pytest.raises(VendorAuthError) as caught:
+            await api.call(PLANTS, {"curPage": 1, "size": 10})
+        assert caught.value.code == "E912"
+        assert "wrong-access-key" not in str(caught.value)
 
     run(tmp_path, body, encrypted=encrypted)

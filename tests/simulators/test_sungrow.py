@@ -462,6 +462,11 @@ def test_encryption_error_codes() -> None:
             assert code(await sg.call("/openapi/login", login, raw="NOTHEX")) == "E905"
             env = await sg.call("/openapi/login", login, headers={"x-random-secret-key": "AAAA"})
             assert code(env) == "E906"
+            # encrypted for another key pair: E906, not a "wrong length" E907 (OpenSSL's implicit
+            # rejection hands back random bytes rather than failing)
+            other = rsa_secret_header(GatewayKeys().public_key_b64, "A123456zA123456z")
+            env = await sg.call("/openapi/login", login, headers={"x-random-secret-key": other})
+            assert code(env) == "E906"
             env = await sg.call("/openapi/login", login, headers={"x-random-secret-key": None}, raw="ABCDEF")
             assert code(env) == "E904"
 
