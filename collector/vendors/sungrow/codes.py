@@ -14,8 +14,10 @@ between gateways: research/sungrow.md §3.1, §4.1).
 * `LoginRefusedError` (a `VendorAuthError`): login answered `result_code "1"` but a
   `login_state` other than "1" (raised by `auth.check_login`).
 * `LoginThrottledError` (a `VendorRateLimitError`): E916 "login too frequently".
-* `VendorRateLimitError`: E999 hourly quota — retry at the next full hour (the
-  quota is counted per clock hour: `getOpenApiCallInfo` lists it by hour).
+* `VendorRateLimitError`: E999 hourly quota — retry at the next full hour
+  (`getOpenApiCallInfo` lists the quota by hour; a sliding hour is not ruled out,
+  research/sungrow.md §4.3, so the transport waits an hour after the first E999 when
+  a second one follows).
 * `VendorQuotaError`: E998 monthly quota — probe again at the next UTC midnight.
 * `VendorRateLimitError`: E901 "call too frequently", E903 "IP switching too
   frequent", HTTP 429 — retry after the gateway's `Retry-After` / `X-RateLimit-*`
