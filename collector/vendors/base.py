@@ -152,3 +152,20 @@ class HistoryCapable(Protocol):
 
     async def history(self, device: Device, start: int, end: int) -> PollResult:
         """Points with data time in [start, end) (Unix seconds)."""
+
+
+#: The longest vendor message an exception quotes.
+MAX_QUOTED = 200
+
+
+def quote_message(msg: object, secrets: Sequence[str] = ()) -> str:
+    """A vendor's error message for an exception text: `": '…'"`, folded onto one line,
+    at most `MAX_QUOTED` characters, every secret blanked (longest first, so a secret
+    containing another is blanked whole); "" when there is none. Only ever quoted: the
+    code decides, never the message."""
+    if not isinstance(msg, str) or not msg.strip():
+        return ""
+    text = " ".join(msg.split())[:MAX_QUOTED]
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return f": {text!r}"

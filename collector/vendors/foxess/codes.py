@@ -31,6 +31,7 @@ from collector.errors import (
     VendorResponseError,
     VendorTransientError,
 )
+from collector.vendors.base import quote_message
 
 VENDOR = "foxess"
 
@@ -82,19 +83,6 @@ RATE_LIMIT_PAUSE = 60.0
 #: not every minute — the retry loop that made foxess-ha#268 worse (§7.2).
 QUOTA_PAUSE = 3600.0
 
-_MAX_MSG = 200
-
-
-def _quote(msg: object, secrets: tuple[str, ...]) -> str:
-    """The vendor's `msg`, shortened and with any secret blanked (it is only quoted)."""
-    if not isinstance(msg, str) or not msg.strip():
-        return ""
-    text = " ".join(msg.split())[:_MAX_MSG]
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return f": {text!r}"
-
 
 def error_for(
     errno: int,
@@ -105,7 +93,7 @@ def error_for(
     secrets: tuple[str, ...] = (),
 ) -> VendorError:
     """The exception for a non-zero `errno` (the one place that classifies them)."""
-    text = f"FoxESS {endpoint}: errno {errno}{_quote(msg, secrets)}"
+    text = f"FoxESS {endpoint}: errno {errno}{quote_message(msg, secrets)}"
     kw: dict[str, Any] = {"vendor": VENDOR, "endpoint": endpoint, "code": errno}
     if errno in AUTH_ERRNOS:
         return VendorAuthError(text + " (the API key, signature or clock was refused)", **kw)

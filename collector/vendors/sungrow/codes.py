@@ -51,6 +51,7 @@ from collector.errors import (
     VendorResponseError,
     VendorTransientError,
 )
+from collector.vendors.base import quote_message
 
 VENDOR = "sungrow"
 SUCCESS = "1"
@@ -157,19 +158,6 @@ LOGIN_BACKOFF = 900.0
 #: Margin after the hour / day boundary before probing a quota again (clock differences).
 QUOTA_MARGIN = 30.0
 
-_MAX_MSG = 200
-
-
-def _quote(msg: object, secrets: tuple[str, ...]) -> str:
-    """The vendor's `result_msg`, shortened and with any secret blanked (only ever quoted)."""
-    if not isinstance(msg, str) or not msg.strip():
-        return ""
-    text = " ".join(msg.split())[:_MAX_MSG]
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return f": {text!r}"
-
-
 def next_hour(now: float) -> float:
     """The next full hour (UTC; the gateways' zones are whole hours) plus a margin."""
     return (math.floor(now / 3600.0) + 1) * 3600.0 + QUOTA_MARGIN
@@ -248,7 +236,7 @@ def error_for(
     secrets: tuple[str, ...] = (),
 ) -> VendorError:
     """The exception for a `result_code` other than "1" (the one place that classifies them)."""
-    text = f"iSolarCloud {endpoint}: result_code {code}{_quote(msg, secrets)}"
+    text = f"iSolarCloud {endpoint}: result_code {code}{quote_message(msg, secrets)}"
     kw: dict[str, Any] = {"vendor": VENDOR, "endpoint": endpoint, "code": code}
     if code in TOKEN_CODES:
         return TokenInvalidError(text + " (token invalid or expired: log in again)", **kw)
