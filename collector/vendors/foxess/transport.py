@@ -25,6 +25,7 @@ from collector.errors import VendorTransientError
 from collector.log import get_logger
 from collector.vendors.foxess.auth import sign_path, signed_headers
 from collector.vendors.foxess.codes import VENDOR, unwrap
+from collector.vendors.http import send
 
 if TYPE_CHECKING:  # collector.budget imports collector.vendors: no cycle at run time
     from collector.budget import CallTicket, SourceBudget
@@ -131,37 +132,21 @@ class FoxessTransport:
         now = self._clock.time()
         headers = signed_headers(endpoint, self._key, int(now * 1000), lang=self._lang)
         headers["Content-Type"] = "application/json"
-        url = self._base + endpoint
-        try:
-            async with self._http.request(
-                method,
-                url,
-                params=dict(params) if params else None,
-                json=dict(body) if body is not None else None,
-                headers=headers,
-                timeout=self._timeout,
-                # The app's session tells the ticket when the request left (budget.send_trace).
-                trace_request_ctx=ticket,
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                content_type = resp.headers.get("Content-Type", "")
-                retry_after = resp.headers.get("Retry-After")
-        except TimeoutError:
-            raise VendorTransientError(
-                f"FoxESS {endpoint}: no answer within {self._timeout.total:g} s",
-                vendor=VENDOR,
-                endpoint=endpoint,
-            ) from None
-        except (aiohttp.ClientError, OSError) as err:
-            # The message names the error class only (the key is in a header, never in
-            # these texts, but they can be long); the cause stays chained for debugging.
-            raise VendorTransientError(
-                f"FoxESS {endpoint}: connection failed ({type(err).__name__})",
-                vendor=VENDOR,
-                endpoint=endpoint,
-            ) from err
-        text = raw.decode("utf-8", errors="replace")
+        status, text, resp_headers = await send(
+            self._http,
+            method,
+            self._base + endpoint,
+            ticket=ticket,
+            timeout=self._timeout,
+            title="FoxESS",
+            vendor=VENDOR,
+            endpoint=endpoint,
+            params=dict(params) if params else None,
+            json=dict(body) if body is not None else None,
+            headers=headers,
+        )
+        content_type = resp_headers.get("Content-Type", "")
+        retry_after = resp_headers.get("Retry-After")
         return unwrap(
             status,
             text,

@@ -49,6 +49,7 @@ from collector.clock import Clock
 from collector.errors import ConfigError, VendorRateLimitError, VendorTransientError
 from collector.log import REDACTOR, get_logger
 from collector.state import State
+from collector.vendors.http import send
 from collector.vendors.sungrow.auth import (
     LOGIN_LOCK_TTL,
     LOGIN_PATH,
@@ -402,33 +403,21 @@ class SungrowTransport:
 
     async def _send(
         self, method: str, path: str, headers: Mapping[str, str], data: bytes | None, ticket: CallTicket
-    ) -> tuple[int, str, dict[str, str]]:
-        try:
-            async with self._http.request(
-                method,
-                self._base + path,
-                data=data,
-                headers=dict(headers),
-                timeout=self._timeout,
-                # The app's session tells the ticket when the request left (budget.send_trace).
-                trace_request_ctx=ticket,
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                resp_headers = {k: v for k, v in resp.headers.items()}
-        except TimeoutError:
-            raise VendorTransientError(
-                f"iSolarCloud {path}: no answer within {self._timeout.total:g} s",
-                vendor=VENDOR,
-                endpoint=path,
-            ) from None
-        except (aiohttp.ClientError, OSError) as err:
-            # The error class only: its text may hold the URL, never a secret, but can be long.
-            raise VendorTransientError(
-                f"iSolarCloud {path}: connection failed ({type(err).__name__})", vendor=VENDOR, endpoint=path
-            ) from err
+    ) -> tuple[int, str, Mapping[str, str]]:
+        status, text, resp_headers = await send(
+            self._http,
+            method,
+            self._base + path,
+            ticket=ticket,
+            timeout=self._timeout,
+            title="iSolarCloud",
+            vendor=VENDOR,
+            endpoint=path,
+            data=data,
+            headers=dict(headers),
+        )
         self._last_date = resp_headers.get("Date", self._last_date)
-        return status, raw.decode("utf-8", errors="replace"), resp_headers
+        return status, text, resp_headers
 
     async def _correct_clock(self) -> bool:
         """After E913: the gateway's clock from `GET /timestamp`, else the last `Date`
