@@ -221,7 +221,7 @@ class App:
         plans = {p.source: p for p in plan(cfg)}
         for src in cfg.sources:
             spec = VENDOR_SPECS[src.vendor]
-            acct = book.account(spec, src.credentials, src.limits)
+            acct = book.account(spec, src.credentials, src.limits, src.limits_overridden)
             rt = SourceRuntime(src, spec, SourceBudget(acct))
             rt.seen_at_start = self.state.last_seen(src.name, "live")
             self.started_at = self.clock.time()
@@ -649,23 +649,26 @@ class App:
             lo, hi, parts = merged.get(sn, (start, end, []))
             merged[sn] = (min(lo, start), max(hi, end), [*parts, (start, end)])
         incomplete = ""
-        for sn, (start, end, parts) in merged.items():
-            gap_dev = by_sn.get(sn)
-            if gap_dev is None:
-                continue
-            report = await bf.run([gap_dev], start, end, should_stop=stop.is_set)
+        found = [(sn, *merged[sn]) for sn in merged if sn in by_sn]
+        if found:
+            # One run over every device's gap: a vendor that batches devices (Sungrow)
+            # refills a plant-wide outage with one call per window, not one per device.
+            report = await bf.run_ranges(
+                [([by_sn[sn]], start, end) for sn, start, end, _ in found], should_stop=stop.is_set
+            )
             self._log_backfill(rt, report, "gap")
             if report.stopped:  # budget, rate limit, credentials, shutdown: later
                 return report.stopped
-            if not report.complete:  # this device's windows failed; the others go on
+            if not report.complete:  # some windows failed: every gap stays for the next pass
                 incomplete = "incomplete"
-                continue
-            # Forget a gap only once all of it is checkpointed: its last window
-            # may end too recently (SETTLE) to be final yet.
-            settled = self.clock.time() - SETTLE
-            for gap_start, gap_end in parts:
-                if gap_end <= settled:
-                    self.state.remove_gap(rt.cfg.name, sn, gap_start, gap_end)
+            else:
+                # Forget a gap only once all of it is checkpointed: its last window
+                # may end too recently (SETTLE) to be final yet.
+                settled = self.clock.time() - SETTLE
+                for sn, _, _, parts in found:
+                    for gap_start, gap_end in parts:
+                        if gap_end <= settled:
+                            self.state.remove_gap(rt.cfg.name, sn, gap_start, gap_end)
         since = rt.cfg.backfill.since
         if since is not None and not stop.is_set():
             # `since` is read in each device's site zone, as the `backfill` command reads --since.
@@ -734,21 +737,11 @@ class App:
                     code = 1
                     continue
                 bf = Backfiller(self, rt)
-                ranges = [
-                    (dev, start, end)
-                    for devs, start, end in bf.since_ranges(devices, since, until)
-                    for dev in devs
-                ]
-                # Clamped to the sink's retention here already, to size the progress bar.
-                ranges = [(d, await bf.start_for(d, s), e) for d, s, e in ranges]
-                progress = Progress(sum(len(bf.plan([d], s, e)) for d, s, e in ranges))
-                report = BackfillReport()
+                ranges = bf.since_ranges(devices, since, until)
+                # One run over every range, so the vendor's batched calls cover several devices.
+                progress = Progress(await bf.calls_needed(ranges))
                 try:
-                    for dev, start, end in ranges:
-                        part = await bf.run([dev], start, end, progress=progress)
-                        report.merge(part)
-                        if part.stopped:
-                            break
+                    report = await bf.run_ranges(ranges, progress=progress)
                 finally:
                     progress.close()
                 log.info(

@@ -39,7 +39,7 @@ from collector.errors import (
 )
 from collector.log import get_logger
 from collector.sinks.base import retention_of
-from collector.vendors.base import Device, HistoryCapable
+from collector.vendors.base import BatchHistoryCapable, Device, HistoryCapable, PollResult
 
 if TYPE_CHECKING:
     from collector.app import App, SourceRuntime
@@ -54,17 +54,27 @@ WINDOW_TRIES = 3
 
 
 def day_windows(start: int, end: int, tz: ZoneInfo, max_len: float) -> list[tuple[int, int]]:
-    """[start, end) cut at local midnights, each piece at most `max_len` seconds."""
+    """[start, end) cut at local midnights and, within a day, on a grid of `max_len`
+    seconds from its midnight (so every range cuts a day the same way, and windows of
+    devices with different ranges line up for a batched call)."""
     out: list[tuple[int, int]] = []
     cursor = start
+    step = max(1, int(max_len))
     while cursor < end:
+        cell = grid_cell(cursor, tz, step)
         local = dt.datetime.fromtimestamp(cursor, tz)
         next_day = (local + dt.timedelta(days=1)).date()
         midnight = int(dt.datetime(next_day.year, next_day.month, next_day.day, tzinfo=tz).timestamp())
-        stop = min(end, midnight, cursor + int(max_len))
+        stop = min(end, midnight, cell + step)
         out.append((cursor, stop))
         cursor = stop
     return out
+
+
+def grid_cell(ts: int, tz: ZoneInfo, step: int) -> int:
+    """The start of the `step`-second cell of `ts`'s local day (cells run from midnight)."""
+    midnight = local_midnight(ts, tz)
+    return midnight + (ts - midnight) // step * step
 
 
 def local_midnight(ts: float, tz: ZoneInfo) -> int:
@@ -82,6 +92,17 @@ def site_time(when: dt.datetime, tz: ZoneInfo) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=tz)
     return int(when.timestamp())
+
+
+@dataclass(frozen=True)
+class Job:
+    """One history call: the devices it covers (one, or a batch of one group), the
+    span it asks for, and each device's own window in it (checkpointed on success)."""
+
+    devices: tuple[Device, ...]
+    start: int
+    end: int
+    windows: tuple[tuple[int, int], ...]
 
 
 @dataclass
@@ -209,6 +230,34 @@ class Backfiller:
             log.debug("backfill.clamped_to_retention", device=dev.sn, **fields)
         return floor
 
+    def jobs(self, windows: Sequence[tuple[Device, int, int]]) -> list[Job]:
+        """The calls that fetch `windows`: one per window, or, where the client takes a
+        batch (`BatchHistoryCapable`), the windows of one grid cell, one device group
+        and one zone together, at most `history_batch` devices per call."""
+        client = self.client
+        if not isinstance(client, BatchHistoryCapable) or client.history_batch <= 1:
+            return [Job((dev,), s, e, ((s, e),)) for dev, s, e in windows]
+        step = max(1, int(client.history_window))
+        cells: dict[tuple[str, str, int], list[tuple[Device, int, int]]] = {}
+        for dev, s, e in windows:
+            tz = self.zone(dev)
+            key = (client.history_group(dev), tz.key, grid_cell(s, tz, step))
+            cells.setdefault(key, []).append((dev, s, e))
+        out: list[Job] = []
+        for members in cells.values():
+            for i in range(0, len(members), client.history_batch):
+                part = members[i : i + client.history_batch]
+                out.append(
+                    Job(
+                        tuple(d for d, _, _ in part),
+                        min(s for _, s, _ in part),
+                        max(e for _, _, e in part),
+                        tuple((s, e) for _, s, e in part),
+                    )
+                )
+        out.sort(key=lambda j: j.start)
+        return out
+
     def plan(self, devices: Sequence[Device], start: int, end: int) -> list[tuple[Device, int, int]]:
         """Every window of the range not yet checkpointed, device by device."""
         state = self.app.state
@@ -233,24 +282,55 @@ class Backfiller:
         progress: Progress | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> BackfillReport:
+        """Fetch every window of [start, end) not yet checkpointed, for each device."""
+        return await self.run_ranges([(devices, start, end)], progress=progress, should_stop=should_stop)
+
+    async def todo(
+        self, ranges: Sequence[tuple[Sequence[Device], int, int]]
+    ) -> tuple[list[tuple[Device, int, int]], int]:
+        """(the windows of `ranges` not yet checkpointed, after the retention clamp;
+        how many windows the ranges hold in all)."""
+        todo: list[tuple[Device, int, int]] = []
+        total = 0
+        for devices, start, end in ranges:
+            for dev in devices:
+                first = await self.start_for(dev, start)
+                todo += self.plan([dev], first, end)
+                total += len(day_windows(first, end, self.zone(dev), self.client.history_window))
+        return todo, total
+
+    async def calls_needed(self, ranges: Sequence[tuple[Sequence[Device], int, int]]) -> int:
+        """The history calls `run_ranges` would make (for a progress bar)."""
+        todo, _ = await self.todo(ranges)
+        return len(self.jobs(todo))
+
+    async def run_ranges(
+        self,
+        ranges: Sequence[tuple[Sequence[Device], int, int]],
+        *,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> BackfillReport:
+        """`run` over several ranges at once, so windows of different devices that the
+        vendor can answer in one call (`jobs`) are fetched together."""
         state = self.app.state
         assert state is not None
         report = BackfillReport()
-        todo: list[tuple[Device, int, int]] = []
-        for dev in devices:
-            first = await self.start_for(dev, start)
-            todo += self.plan([dev], first, end)
-            report.windows_total += len(day_windows(first, end, self.zone(dev), self.client.history_window))
+        todo, report.windows_total = await self.todo(ranges)
         report.windows_done_before = report.windows_total - len(todo)
         token = budget_mod.priority.set(budget_mod.BACKFILL)
         try:
-            for dev, s, e in todo:
+            for job in self.jobs(todo):
                 if should_stop():
                     report.stopped = "stopping"
                     break
-                ok = await self._window(dev, s, e, report)
+                ok = await self._window(job, report)
                 if progress is not None:
-                    label = f"{dev.sn} {dt.datetime.fromtimestamp(s, self.zone(dev)):%Y-%m-%d}"
+                    first = job.devices[0]
+                    more = f" +{len(job.devices) - 1}" if len(job.devices) > 1 else ""
+                    label = (
+                        f"{first.sn}{more} {dt.datetime.fromtimestamp(job.start, self.zone(first)):%Y-%m-%d}"
+                    )
                     progress.step(label)
                 if not ok and report.stopped:
                     break
@@ -258,15 +338,23 @@ class Backfiller:
             budget_mod.priority.reset(token)
         return report
 
-    async def _window(self, dev: Device, s: int, e: int, report: BackfillReport) -> bool:
-        """Fetch one window. Retries only what can succeed on retry (transient errors,
-        unusable answers); waiting for budget is not an attempt."""
+    async def _fetch(self, job: Job) -> PollResult:
+        if len(job.devices) == 1 and not isinstance(self.client, BatchHistoryCapable):
+            return await self.client.history(job.devices[0], job.start, job.end)
+        assert isinstance(self.client, BatchHistoryCapable)
+        return await self.client.history_many(job.devices, job.start, job.end)
+
+    async def _window(self, job: Job, report: BackfillReport) -> bool:
+        """Fetch one job's window(s). Retries only what can succeed on retry (transient
+        errors, unusable answers); waiting for budget is not an attempt."""
         state = self.app.state
         assert state is not None
+        s = job.start
+        dev_label = ",".join(d.sn for d in job.devices[:5]) + ("…" if len(job.devices) > 5 else "")
         attempt = 0
         while attempt < WINDOW_TRIES:
             try:
-                result = await self.client.history(dev, s, e)
+                result = await self._fetch(job)
             except BudgetExhaustedError as err:
                 wait = (err.retry_at - self.app.clock.time()) if err.retry_at else None
                 if wait is not None and 0 < wait <= self.max_wait:
@@ -290,36 +378,54 @@ class Backfiller:
                 # history): checkpoint it so no later pass spends budget on it.
                 log.warning(
                     "backfill.window_refused",
-                    device=dev.sn,
+                    device=dev_label,
                     start=s,
                     code=err.code,
                     error=str(err),
                     note="not asked again",
                 )
-                state.mark_window_done(self.rt.cfg.name, dev.sn, STREAM, s, e)
+                self._mark_done(job)
                 break
             except (VendorTransientError, VendorDataQualityError) as err:
                 attempt += 1
-                log.warning("backfill.window_failed", device=dev.sn, start=s, attempt=attempt, error=str(err))
+                log.warning(
+                    "backfill.window_failed", device=dev_label, start=s, attempt=attempt, error=str(err)
+                )
                 if attempt < WINDOW_TRIES:
                     await self.app.clock.sleep(min(60.0, 2.0**attempt))
                 continue
             self.rt.stats.records_dropped += result.records_dropped
             n = await self.app.deliver(self.rt, result.points)
             report.points += n
-            report.per_device[dev.sn] = report.per_device.get(dev.sn, 0) + n
+            counts: dict[str, int] = {}
+            for p in result.points:
+                sn = p.tags.get("device")
+                if sn is not None:
+                    counts[sn] = counts.get(sn, 0) + 1
+            for sn, k in counts.items():
+                report.per_device[sn] = report.per_device.get(sn, 0) + k
             if result.error is not None:  # partial: what came is kept, the window stays open
-                log.warning("backfill.window_partial", device=dev.sn, start=s, error=str(result.error))
-                report.windows_failed += 1
+                log.warning("backfill.window_partial", device=dev_label, start=s, error=str(result.error))
+                report.windows_failed += len(job.windows)
                 self._stop_for(result.error, report)
                 return False
             # The window's points are durable: only now may its checkpoint advance.
-            if e <= self.app.clock.time() - SETTLE:
-                state.mark_window_done(self.rt.cfg.name, dev.sn, STREAM, s, e)
-            report.windows_fetched += 1
+            self._mark_done(job, settled_only=True)
+            report.windows_fetched += len(job.windows)
             return True
-        report.windows_failed += 1
+        report.windows_failed += len(job.windows)
         return False
+
+    def _mark_done(self, job: Job, *, settled_only: bool = False) -> None:
+        """Checkpoint each device's window of the job (with `settled_only`, those that
+        ended at least `SETTLE` ago), in one transaction."""
+        state = self.app.state
+        assert state is not None
+        horizon = self.app.clock.time() - SETTLE
+        with state.transaction():
+            for dev, (s, e) in zip(job.devices, job.windows, strict=True):
+                if not settled_only or e <= horizon:
+                    state.mark_window_done(self.rt.cfg.name, dev.sn, STREAM, s, e)
 
     def _stop_for(self, err: Exception, report: BackfillReport) -> None:
         """A partial result's error: stop the run as if it had been raised."""

@@ -45,6 +45,7 @@ import contextlib
 import contextvars
 import hashlib
 import heapq
+import json
 import math
 import os
 import secrets
@@ -87,7 +88,6 @@ HOLD = 90.0
 HOLD_POLL = 0.02
 #: The group id of account-level calls (no device named).
 ACCOUNT = 0
-
 
 
 def account_key(vendor: str, credentials: Mapping[str, str]) -> str:
@@ -225,7 +225,16 @@ class BudgetBook:
         #: Who holds a slot, as written in the state database: this book (process).
         self.token = f"{os.getpid()}-{secrets.token_hex(4)}"
 
-    def account(self, spec: VendorSpec, credentials: Mapping[str, str], limits: Limits) -> AccountBudget:
+    def account(
+        self,
+        spec: VendorSpec,
+        credentials: Mapping[str, str],
+        limits: Limits,
+        overridden: Iterable[str] = (),
+    ) -> AccountBudget:
+        """The budget of the account behind `credentials`. `limits` are the source's (the
+        vendor's defaults with the config's overrides); `overridden` names the limits the
+        config set, which a vendor's own grant (`AccountBudget.grant`) can never loosen."""
         key = account_key(spec.slug, credentials)
         acct = self._accounts.get(key)
         if acct is None:
@@ -239,6 +248,7 @@ class BudgetBook:
                 acct.take_in(grp, ts, prio, n)
         else:
             acct.tighten(limits)
+        acct.cap(limits, overridden)
         return acct
 
     def accounts(self) -> Iterator[AccountBudget]:
@@ -283,8 +293,14 @@ class AccountBudget:
         self.pause_reason = ""
         self.calls_made = 0
         self.rate_limited = 0
+        #: The limits a config set (the lowest over the account's sources): a vendor's
+        #: grant never goes above them.
+        self._caps: dict[str, float] = {}
         for gid, members in self.state.groups(budget_id).items():
             self._learn_group(gid, members)
+        granted = self.state.get(self._grant_key())
+        if granted:
+            self._apply_grant(_limits_from_json(granted), log_change=False)
 
     # -- limits and plans ----------------------------------------------------------------
     def tighten(self, limits: Limits) -> None:
@@ -302,6 +318,53 @@ class AccountBudget:
         for sp in self._spacers.values():
             if self.limits.per_second:
                 sp.interval = SECOND_MARGIN / float(self.limits.per_second)
+
+    def cap(self, limits: Limits, names: Iterable[str]) -> None:
+        """Remember the limits the config set (`names`), so a grant never loosens them."""
+        for name in names:
+            value = getattr(limits, name)
+            if value is not None:
+                self._caps[name] = min(float(value), self._caps.get(name, math.inf))
+        if self._caps:  # a grant loaded from the state before the caps were known
+            self._apply_grant(Limits(), log_change=False)
+
+    def _grant_key(self) -> str:
+        return f"budget:{self.key}:granted"
+
+    def grant(self, granted: Limits) -> bool:
+        """The vendor says what it grants this account (e.g. Sungrow's
+        `getOpenApiCallInfo`): those limits replace the documented defaults, capped by
+        what the config set (a config may tighten, never loosen, a grant). Kept in the
+        state database, so a restart starts from the last grant, not from the defaults.
+        True when the limits changed."""
+        self.state.put(self._grant_key(), _limits_to_json(granted))
+        return self._apply_grant(granted, log_change=True)
+
+    def _apply_grant(self, granted: Limits, *, log_change: bool) -> bool:
+        values: dict[str, float | int | None] = {}
+        for name in _LIMIT_NAMES:
+            vendor = getattr(granted, name)
+            value = getattr(self.limits, name) if vendor is None else vendor
+            if value is not None and name in self._caps:
+                value = min(float(value), self._caps[name])
+            if value is not None and name != "per_second":
+                value = int(value)
+            values[name] = value
+        new = Limits(**values)  # type: ignore[arg-type]
+        if new == self.limits:
+            return False
+        if log_change:
+            log.info(
+                "budget.granted",
+                account=self.key,
+                **{k: v for k, v in values.items() if v is not None},
+                note="the vendor's grant, within the config's limits",
+            )
+        self.limits = new
+        for sp in self._spacers.values():
+            if self.limits.per_second:
+                sp.interval = SECOND_MARGIN / float(self.limits.per_second)
+        return True
 
     def add_live_plan(self, calls_per_window: Mapping[float, float]) -> None:
         """Declare live calls per counter per window (summed over the account's sources)."""
@@ -580,9 +643,10 @@ class AccountBudget:
         return ticket
 
     # -- the vendor's own count ------------------------------------------------------------
-    def sync_remaining(self, remaining: int, total: int) -> int:
+    def sync_remaining(self, remaining: int, total: int, window: float = DAY) -> int:
         """The vendor's own count (e.g. FoxESS getAccessCount) says `remaining` of `total`
-        calls are left over its day. Where it has seen more calls than we have recorded
+        calls are left over its day (or over the last `window` seconds, e.g. Sungrow's
+        hour). Where it has seen more calls than we have recorded
         (another app on the same key, calls before we kept count), record the difference
         as calls made now, spread over the devices, so we never plan with calls the
         vendor has already counted. Returns how many were added."""
@@ -596,7 +660,7 @@ class AccountBudget:
         ours = 0
         for gid, lg in self._logs.items():
             per_call = max(1, len(self._members.get(gid, ()))) if gid != ACCOUNT else 1
-            ours += per_call * sum(n for ts, _, n in lg.calls if ts > now - DAY)
+            ours += per_call * sum(n for ts, _, n in lg.calls if ts > now - window)
         extra = (total - remaining) - ours
         if extra <= 0:
             return 0
@@ -657,6 +721,37 @@ class AccountBudget:
         self.book.refresh()
 
 
+_LIMIT_NAMES = ("per_second", "per_minute", "per_hour", "per_day")
+
+
+def _limits_to_json(limits: Limits) -> str:
+    return json.dumps({n: getattr(limits, n) for n in _LIMIT_NAMES if getattr(limits, n) is not None})
+
+
+def _limits_from_json(text: str) -> Limits:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return Limits()
+    if not isinstance(data, dict):
+        return Limits()
+
+    def value(name: str) -> float | None:
+        v = data.get(name)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+    def whole(name: str) -> int | None:
+        v = value(name)
+        return None if v is None else int(v)
+
+    return Limits(
+        per_second=value("per_second"),
+        per_minute=whole("per_minute"),
+        per_hour=whole("per_hour"),
+        per_day=whole("per_day"),
+    )
+
+
 class SourceBudget:
     """What a vendor client holds: its account budget, seen from one source."""
 
@@ -686,8 +781,11 @@ class SourceBudget:
     def pause(self, until: float, reason: str) -> None:
         self.account.pause(until, reason)
 
-    def sync_remaining(self, remaining: int, total: int) -> int:
-        added = self.account.sync_remaining(remaining, total)
+    def grant(self, granted: Limits) -> bool:
+        return self.account.grant(granted)
+
+    def sync_remaining(self, remaining: int, total: int, window: float = DAY) -> int:
+        added = self.account.sync_remaining(remaining, total, window)
         if added:
             log.warning(
                 "budget.synced",

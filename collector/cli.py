@@ -250,7 +250,7 @@ def _quota(config: Config) -> int:
     try:
         for src in config.sources:
             spec = VENDOR_SPECS[src.vendor]
-            acct = book.account(spec, src.credentials, src.limits)
+            acct = book.account(spec, src.credentials, src.limits, src.limits_overridden)
             acct.load_all_counters()
             print(f"source {src.name} ({spec.title}), account {acct.key}")
             paused = acct.paused_until()

@@ -747,7 +747,8 @@ class _Validator:
             raise ConfigError(
                 f"{prefix}.vendor", f"unknown vendor {vendor!r}; {hint}valid: {', '.join(VENDOR_SPECS)}"
             )
-        _check_keys(data, prefix, (*_SOURCE_KEYS, *_credential_keys(spec)), vendor=spec)
+        region_key = ("region",) if spec.regions else ()
+        _check_keys(data, prefix, (*_SOURCE_KEYS, *region_key, *_credential_keys(spec)), vendor=spec)
 
         if data.get("name") is None:
             raise ConfigError(f"{prefix}.name", "required: a unique name, the `source` tag")
@@ -762,6 +763,10 @@ class _Validator:
         base_url = spec.default_base_url
         if data.get("base_url") is not None:
             base_url = _url(data["base_url"], f"{prefix}.base_url")
+        if data.get("region") is not None:
+            if data.get("base_url") is not None:
+                raise ConfigError(f"{prefix}.region", "give region or base_url, not both")
+            base_url = self.region(data["region"], f"{prefix}.region", spec)
         timezone = default_tz
         if data.get("timezone") is not None:
             timezone = _zone(data["timezone"], f"{prefix}.timezone")
@@ -831,6 +836,13 @@ class _Validator:
             seen.add(sn)
             out.append(sn)
         return tuple(out)
+
+    def region(self, value: Any, key: str, spec: VendorSpec) -> str:
+        """A named gateway of the vendor (`spec.regions`) → its base URL."""
+        name = _str(value, key).strip().lower()
+        if name not in spec.regions:
+            raise ConfigError(key, f"unknown {spec.title} region {value!r}; one of {', '.join(spec.regions)}")
+        return spec.regions[name]
 
     def limits(self, value: Any, key: str, spec: VendorSpec) -> tuple[Limits, tuple[str, ...]]:
         if value is None:

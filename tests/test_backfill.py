@@ -163,3 +163,14 @@ def test_the_daemon_adopts_a_killed_commands_spool(
     assert res.returncode == 0, res.stderr
     assert inverter_times(state_dir, "OLD") == [1700000000, 1700000001, 1700000002]
     assert not orphan_dir.exists()
+
+
+def test_windows_lie_on_a_grid_from_the_sites_midnight() -> None:
+    """A 3-hour history window: any range is cut at midnight + k × 3 h, so devices with
+    different ranges share windows (a batched call), also across a 23-hour day."""
+    day = int(dt.datetime(2026, 3, 29, tzinfo=BERLIN).timestamp())  # 23 h: DST begins
+    wins = day_windows(day + 4000, day + 4 * 3600 + 100, BERLIN, 3 * 3600)
+    assert wins == [(day + 4000, day + 3 * 3600), (day + 3 * 3600, day + 4 * 3600 + 100)]
+    whole = day_windows(day, day + 23 * 3600, BERLIN, 3 * 3600)
+    assert [e - s for s, e in whole] == [3 * 3600] * 7 + [2 * 3600]
+    assert whole[-1][1] == int(dt.datetime(2026, 3, 30, tzinfo=BERLIN).timestamp())

@@ -519,3 +519,57 @@ asyncio.run(main())
     assert len(sent) == 8
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert min(gaps) >= 1.05 / 2 - 0.005, gaps  # 2/s with the 5 % margin (ms of clock reads)
+
+
+SUNGROW = VENDOR_SPECS["sungrow"]
+SG_CREDS = {"appkey": "a", "access_key": "x", "username": "u", "password": "p"}
+
+
+def test_a_vendor_grant_replaces_the_defaults_within_the_configs_limits(tmp_path: Path) -> None:
+    """Sungrow's getOpenApiCallInfo grant sets the hour and day; a limit the config set
+    is never loosened by it; and a restart starts from the last grant, not the defaults."""
+    clock = FakeClock()
+    state = State(tmp_path)
+    book = BudgetBook(state, clock)
+    configured = Limits(per_second=5, per_hour=1500, per_day=48000)  # the config set per_hour
+    acct = book.account(SUNGROW, SG_CREDS, configured, ("per_hour",))
+    assert acct.grant(Limits(per_hour=14400, per_day=345600))
+    assert acct.limits == Limits(per_second=5, per_hour=1500, per_day=345600)
+    assert acct.grant(Limits(per_hour=1000, per_day=24000))  # a smaller grant wins over the config
+    assert acct.limits == Limits(per_second=5, per_hour=1000, per_day=24000)
+    assert not acct.grant(Limits(per_hour=1000, per_day=24000))  # unchanged
+    state.close()
+
+    state = State(tmp_path)
+    again = BudgetBook(state, clock).account(SUNGROW, SG_CREDS, SUNGROW.default_limits)
+    assert again.limits == Limits(per_second=5, per_hour=1000, per_day=24000)
+    state.close()
+
+    # A stored grant above what a config now sets: the config's limit holds from the start.
+    state = State(tmp_path)
+    state.put(f"budget:{again.key}:granted", '{"per_hour": 9000}')
+    tight = BudgetBook(state, clock).account(SUNGROW, SG_CREDS, Limits(per_hour=100), ("per_hour",))
+    assert tight.limits.per_hour == 100
+    state.close()
+
+
+def test_a_grant_is_what_the_budget_then_enforces(tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = State(tmp_path)
+    acct = BudgetBook(state, clock).account(SUNGROW, SG_CREDS, SUNGROW.default_limits)
+    acct.grant(Limits(per_hour=20, per_day=100))
+    made: list[float] = []
+
+    async def greedy() -> None:
+        end = clock.time() + 3 * 3600
+        while clock.time() < end:
+            try:
+                await acct.acquire(endpoint="/openapi/getDeviceRealTimeData")
+                made.append(clock.time())
+            except BudgetExhaustedError as err:
+                await clock.sleep((err.retry_at or clock.time() + 60) - clock.time())
+
+    asyncio.run(greedy())
+    assert_within(made, Limits(per_second=5, per_hour=20, per_day=100))
+    assert len(made) >= 55  # it did use the grant: 20 an hour for 3 hours
+    state.close()

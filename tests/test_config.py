@@ -529,6 +529,20 @@ def test_sungrow_credentials_and_optional_key() -> None:
     assert e.key == "sources[0].password"
 
 
+def test_sungrow_region_picks_the_gateway() -> None:
+    c = cfg({"name": "sg", "vendor": "sungrow", **SUNGROW, "region": "AU"})
+    assert c.sources[0].base_url == "https://augateway.isolarcloud.com"
+    assert cfg({"name": "sg", "vendor": "sungrow", **SUNGROW}).sources[0].base_url == (
+        "https://gateway.isolarcloud.eu"
+    )
+    e = error({"name": "sg", "vendor": "sungrow", **SUNGROW, "region": "us"})
+    assert e.key == "sources[0].region" and "cn, intl, eu, au" in e.message
+    both = {"name": "sg", "vendor": "sungrow", **SUNGROW, "region": "eu", "base_url": "https://x.example"}
+    assert error(both).key == "sources[0].region"
+    # A vendor with one address has no `region` key.
+    assert error(foxess(region="eu")).key == "sources[0].region"
+
+
 @pytest.mark.parametrize(
     ("since", "expected"),
     [

@@ -15,6 +15,7 @@ from collector.vendors.base import Limits, StreamSpec, VendorClient, VendorSpec
 from collector.vendors.foxess import FOXESS_SPEC, FoxessClient
 from collector.vendors.foxess import PARSERS as FOXESS_PARSERS
 from collector.vendors.foxess import TABLES as FOXESS_TABLES
+from collector.vendors.sungrow.spec import SUNGROW_SPEC
 
 #: `parse --vendor V --endpoint E`: (raw response text, tz=IANA name, request=raw
 #: request text or None) -> points. A vendor package registers its mappers here.
@@ -23,19 +24,8 @@ Parser = Callable[..., Iterable[Point]]
 VENDOR_SPECS: dict[str, VendorSpec] = {
     # FoxESS Open API: the spec lives with its client (collector/vendors/foxess).
     "foxess": FOXESS_SPEC,
-    # iSolarCloud: the Basic package allows 2000 calls/hour per appkey (E999 when
-    # exceeded; research/sungrow.md §quota).
-    "sungrow": VendorSpec(
-        slug="sungrow",
-        title="Sungrow iSolarCloud",
-        default_base_url="https://gateway.isolarcloud.eu",
-        credentials=("appkey", "access_key", "username", "password"),
-        optional_credentials=("rsa_public_key",),
-        default_limits=Limits(per_hour=2000),
-        budget_scope="account",
-        streams=(StreamSpec("live", default_interval=300.0, calls_per_run=1, batch=50),),
-        device_hint="device serial numbers or ps_keys",
-    ),
+    # iSolarCloud: the spec lives with its client (collector/vendors/sungrow/spec.py).
+    "sungrow": SUNGROW_SPEC,
     # SolaX Cloud API v2: < 10 calls/minute and < 10,000/day per token
     # (research/solax.md "Documented limits"); "<10" read as at most 9.
     "solax": VendorSpec(

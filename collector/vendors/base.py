@@ -7,7 +7,8 @@ explicit `VENDORS` dict of `collector/vendors/__init__.py`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -79,6 +80,9 @@ class VendorSpec:
     streams: tuple[StreamSpec, ...] = (StreamSpec("live"),)
     data_resolution: float = 300.0
     device_hint: str = "device serial numbers"
+    #: Named gateways (`region:` in a source picks one instead of `base_url`), e.g.
+    #: Sungrow's `eu`, `intl`, `cn`, `au`; empty where the vendor has one address.
+    regions: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -92,6 +96,43 @@ class Device:
     timezone: str | None = None
     name: str = ""
     meta: Mapping[str, object] = field(default_factory=dict)
+
+
+def devices_to_json(devices: Iterable[Device]) -> str:
+    """Devices as JSON, for a client's discovery cache in the state database."""
+    return json.dumps(
+        [
+            {
+                "sn": d.sn,
+                "site": d.site,
+                "kind": d.kind,
+                "timezone": d.timezone,
+                "name": d.name,
+                "meta": dict(d.meta),
+            }
+            for d in devices
+        ]
+    )
+
+
+def devices_from_json(text: str) -> list[Device] | None:
+    """`devices_to_json` read back; None when the text is not such a list (a stale or
+    damaged cache: the client discovers again)."""
+    try:
+        rows = json.loads(text)
+        return [
+            Device(
+                sn=str(r["sn"]),
+                site=str(r["site"]),
+                kind=str(r.get("kind") or "inverter"),
+                timezone=r.get("timezone"),
+                name=str(r.get("name") or ""),
+                meta=dict(r.get("meta") or {}),
+            )
+            for r in rows
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 @dataclass
@@ -152,6 +193,21 @@ class HistoryCapable(Protocol):
 
     async def history(self, device: Device, start: int, end: int) -> PollResult:
         """Points with data time in [start, end) (Unix seconds)."""
+
+
+@runtime_checkable
+class BatchHistoryCapable(HistoryCapable, Protocol):
+    """Optional: one history call covers several devices of one group (Sungrow: up to
+    50 ps_keys of one device type). The backfill engine batches windows that share a
+    grid cell (`history_window` from the site's midnight), a group and a zone."""
+
+    history_batch: int  # the most devices one call may name
+
+    def history_group(self, device: Device) -> str:
+        """Devices of one group may share a call (e.g. the device type)."""
+
+    async def history_many(self, devices: Sequence[Device], start: int, end: int) -> PollResult:
+        """Points of every device with data time in [start, end) (Unix seconds)."""
 
 
 #: The longest vendor message an exception quotes.

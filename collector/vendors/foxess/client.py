@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,7 +31,7 @@ from collector.schema.mapping import MappingStats
 from collector.schema.plausible import Memory
 from collector.schema.point import Point
 from collector.state import State
-from collector.vendors.base import Device, PollResult
+from collector.vendors.base import Device, PollResult, devices_from_json, devices_to_json
 from collector.vendors.foxess.codes import QUOTA_PAUSE, RATE_LIMIT_PAUSE, VENDOR
 from collector.vendors.foxess.faults import FaultEvent, FaultTracker, fault_points
 from collector.vendors.foxess.generation import PendingGeneration, resolve, window_wait
@@ -202,12 +202,12 @@ class FoxessClient:
         """
         async with self._discover_lock:
             cached = self._state.get(self._key("devices"))
-            devices = _devices_from_json(cached) if cached else None
+            devices = devices_from_json(cached) if cached else None
             if devices is None:
                 plants = await self._plants()
                 items = [d for raw in await self._paged(DEVICE_LIST_PATH) if (d := read_device(raw))]
                 devices = [self._device(item, plants) for item in items]
-                self._state.put(self._key("devices"), _devices_to_json(devices), ttl=DEVICE_CACHE_TTL)
+                self._state.put(self._key("devices"), devices_to_json(devices), ttl=DEVICE_CACHE_TTL)
         if self.source.devices:
             wanted = set(self.source.devices)
             missing = wanted - {d.sn for d in devices}
@@ -664,37 +664,3 @@ class FoxessClient:
         self._budget.sync_remaining(count.remaining, count.total)
         if count.remaining <= 0:
             self._budget.pause(self._clock.time() + QUOTA_PAUSE, "FoxESS getAccessCount: no calls remaining")
-
-
-def _devices_to_json(devices: Iterable[Device]) -> str:
-    return json.dumps(
-        [
-            {
-                "sn": d.sn,
-                "site": d.site,
-                "kind": d.kind,
-                "timezone": d.timezone,
-                "name": d.name,
-                "meta": dict(d.meta),
-            }
-            for d in devices
-        ]
-    )
-
-
-def _devices_from_json(text: str) -> list[Device] | None:
-    try:
-        rows = json.loads(text)
-        return [
-            Device(
-                sn=str(r["sn"]),
-                site=str(r["site"]),
-                kind=str(r.get("kind") or "inverter"),
-                timezone=r.get("timezone"),
-                name=str(r.get("name") or ""),
-                meta=dict(r.get("meta") or {}),
-            )
-            for r in rows
-        ]
-    except (ValueError, KeyError, TypeError):
-        return None

@@ -566,7 +566,7 @@ def test_access_count_is_checked_hourly_and_pauses_at_zero(tmp_path: Path) -> No
     synced: list[tuple[int, int]] = []
 
     async def body(env: Env) -> None:
-        def fake_sync(remaining: int, total: int) -> int:
+        def fake_sync(remaining: int, total: int, window: float = 86400.0) -> int:
             synced.append((remaining, total))
             return 0
 
