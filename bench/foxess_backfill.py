@@ -30,13 +30,13 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from collector.simulators.base import SimThread  # noqa: E402
 from collector.simulators.plant import local_midnight  # noqa: E402
 from tests.contract.conftest import (  # noqa: E402
     HISTORY,
     KEY,
     ZONE,
     RecordingSim,
-    SimThread,
     cli_command,
     cli_env,
     config_text,

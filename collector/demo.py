@@ -22,6 +22,8 @@ from collector.config import Config, config_from_dict
 from collector.log import configure, get_logger
 from collector.schema.fields import field_spec
 from collector.simulators import SIMULATORS
+from collector.simulators import sungrow as sungrow_sim
+from collector.simulators.base import SimThread
 from collector.sinks.local import LocalStore
 from collector.vendors import VENDORS
 
@@ -30,17 +32,28 @@ log = get_logger(__name__)
 #: Per vendor slug: the simulator's demo constructor and the source's credentials.
 DEMO_SOURCES: dict[str, dict[str, Any]] = {
     "foxess": {"credentials": {"api_key": "demo-foxess-key"}, "timezone": "Europe/Berlin"},
+    "sungrow": {
+        "credentials": {
+            "appkey": sungrow_sim.DEMO_APPKEY,
+            "access_key": sungrow_sim.DEMO_ACCESS_KEY,
+            "username": sungrow_sim.DEMO_USER,
+            "password": sungrow_sim.DEMO_PASSWORD,
+        },
+        "timezone": "Europe/Amsterdam",
+    },
 }
 
 
 async def _run(seconds: float, state_dir: Path, out: TextIO) -> int:
-    sims = []
+    sims: list[SimThread] = []
     sources = []
     for slug, extra in DEMO_SOURCES.items():
         if slug not in VENDORS or slug not in SIMULATORS:
             continue
-        sim = SIMULATORS[slug].demo()
-        base_url = await sim.start()
+        # Each simulated cloud in its own thread, as a real cloud is apart from us: it sees
+        # a request when it arrives, whatever the daemon's event loop is busy with.
+        sim = SimThread(SIMULATORS[slug].demo())
+        base_url = sim.start()
         sims.append(sim)
         sources.append(
             {
@@ -70,7 +83,7 @@ async def _run(seconds: float, state_dir: Path, out: TextIO) -> int:
     finally:
         stopper.cancel()
         for sim in sims:
-            await sim.stop()
+            sim.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     show(config, out)

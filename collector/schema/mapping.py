@@ -42,7 +42,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from collector.log import get_logger
@@ -243,7 +243,7 @@ class MappingTable:
                     units[(row.source, target)] = unit
                 if row.quantum is not None:
                     if spec.unit is None and row.unit is None and kind in ("gauge", "counter"):
-                        quanta[(row.source, target)] = _quantum(row, "1", "1")  # unitless (power factor)
+                        quanta[(row.source, target)] = _unitless_quantum(row)  # power factor
                     elif spec.unit is None or kind in ("code", "text"):
                         raise SchemaError(f"row {row.source!r}: a quantum needs a numeric field with a unit")
                     else:
@@ -294,6 +294,17 @@ class MappingTable:
         text = text.rstrip("0").rstrip(".") if "." in text else text
         unit = self.spec(target).unit
         return f"{text} {unit}" if unit else text
+
+
+def _unitless_quantum(row: Row) -> Decimal:
+    """The step of a field without a unit (a power factor): the number as it is."""
+    try:
+        step = Decimal(str(row.quantum))
+    except InvalidOperation:
+        raise SchemaError(f"row {row.source!r}: a quantum must be a number, not {row.quantum!r}") from None
+    if not step.is_finite() or step <= 0:
+        raise SchemaError(f"row {row.source!r}: a quantum must be positive, not {row.quantum!r}")
+    return step.normalize()
 
 
 def _quantum(row: Row, from_unit: str, to_unit: str) -> Decimal:

@@ -15,7 +15,9 @@ from collector.vendors.base import Limits, StreamSpec, VendorClient, VendorSpec
 from collector.vendors.foxess import FOXESS_SPEC, FoxessClient
 from collector.vendors.foxess import PARSERS as FOXESS_PARSERS
 from collector.vendors.foxess import TABLES as FOXESS_TABLES
-from collector.vendors.sungrow.spec import SUNGROW_SPEC
+from collector.vendors.sungrow import PARSERS as SUNGROW_PARSERS
+from collector.vendors.sungrow import SUNGROW_SPEC, SungrowClient
+from collector.vendors.sungrow import TABLES as SUNGROW_TABLES
 
 #: `parse --vendor V --endpoint E`: (raw response text, tz=IANA name, request=raw
 #: request text or None) -> points. A vendor package registers its mappers here.
@@ -63,11 +65,13 @@ VENDOR_SPECS: dict[str, VendorSpec] = {
 # Implemented clients. A vendor package adds one line here.
 VENDORS: dict[str, type[VendorClient]] = {
     "foxess": FoxessClient,
+    "sungrow": SungrowClient,
 }
 
 # The mapping tables of each vendor (for the docs: units and quanta per field).
 MAPPING_TABLES: dict[str, tuple[MappingTable, ...]] = {
     "foxess": FOXESS_TABLES,
+    "sungrow": SUNGROW_TABLES,
 }
 
 
@@ -92,6 +96,7 @@ def quanta() -> dict[tuple[str, str], str]:
 # Saved-response parsers, keyed (vendor, endpoint). A vendor package adds its lines here.
 PARSERS: dict[tuple[str, str], Parser] = {
     **FOXESS_PARSERS,
+    **SUNGROW_PARSERS,
 }
 
 __all__ = ["VENDORS", "VENDOR_SPECS", "Limits", "StreamSpec", "VendorSpec"]

@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -153,28 +152,6 @@ class RecordingSim(FoxessSim):
 
     def requests_to(self, path: str) -> list[Recorded]:
         return [r for r in list(self.requests) if r.path == path]
-
-
-class SimThread:
-    """Serve a simulator from its own event loop in a background thread, so that a test can run
-    the CLI as a blocking subprocess and read the simulator's call log meanwhile."""
-
-    def __init__(self, sim: FoxessSim) -> None:
-        self.sim = sim
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="foxess-sim", daemon=True)
-        self.url = ""
-
-    def __enter__(self) -> SimThread:
-        self.thread.start()
-        self.url = asyncio.run_coroutine_threadsafe(self.sim.start(), self.loop).result(30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.sim.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
-        self.loop.close()
 
 
 class SharedClock(ManualClock):

@@ -30,6 +30,7 @@ from structlog.testing import capture_logs
 
 from collector.app import App
 from collector.config import load_config
+from collector.simulators.base import SimThread
 from collector.simulators.foxess import FoxessQuirks
 from collector.simulators.plant import Plant, local_midnight
 from tests.contract.conftest import (
@@ -38,7 +39,6 @@ from tests.contract.conftest import (
     ZONE,
     RecordingSim,
     SharedClock,
-    SimThread,
     check_inverter_rows,
     collector_cli,
     config_text,

@@ -17,6 +17,7 @@ import pytest
 
 from collector.app import App
 from collector.config import load_config
+from collector.simulators.base import SimThread
 from collector.simulators.foxess import FoxessQuirks
 from collector.simulators.plant import local_midnight, local_time
 from tests.contract.conftest import (
@@ -25,7 +26,6 @@ from tests.contract.conftest import (
     ZONE,
     RecordingSim,
     SharedClock,
-    SimThread,
     check_inverter_rows,
     check_reports,
     collector_cli,

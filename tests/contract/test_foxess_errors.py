@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 
 from collector.app import App
 from collector.config import load_config
-from collector.simulators.base import Injection
+from collector.simulators.base import Injection, SimThread
 from collector.simulators.plant import local_time
 from tests.contract.conftest import (
     KEY,
@@ -28,7 +28,6 @@ from tests.contract.conftest import (
     ZONE,
     RecordingSim,
     SharedClock,
-    SimThread,
     check_inverter_rows,
     collector_cli,
     config_text,

@@ -9,6 +9,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from collector.simulators.base import SimThread
 from collector.simulators.plant import Plant, Site
 from collector.vendors.foxess.auth import signed_headers
 from tests.contract.conftest import (
@@ -17,7 +18,6 @@ from tests.contract.conftest import (
     REAL,
     REPORT,
     RecordingSim,
-    SimThread,
     check_inverter_rows,
     check_reports,
     collector_cli,

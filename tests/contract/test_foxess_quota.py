@@ -13,11 +13,11 @@ import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
+from collector.simulators.base import SimThread
 from collector.simulators.foxess import FoxessLimits
 from tests.contract.conftest import (
     KEY,
     RecordingSim,
-    SimThread,
     collector_cli,
     config_text,
     hybrid,

@@ -24,12 +24,12 @@ import pytest
 from collector import budget as budget_mod
 from collector.app import App
 from collector.config import load_config
+from collector.simulators.base import SimThread
 from tests.contract.conftest import (
     HISTORY,
     KEY,
     ZONE,
     RecordingSim,
-    SimThread,
     config_text,
     hybrid,
     one_site,

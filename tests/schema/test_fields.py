@@ -191,9 +191,9 @@ def test_the_readme_table_gives_each_vendors_quantum() -> None:
     from collector.vendors import quanta
 
     table = markdown_table(quanta())
-    assert "| `inverter` | `pv{N}_power_w` | W | float | foxess 1 W |" in table
-    assert "| `energy` | `yield_wh` | Wh | float | foxess 100 Wh |" in table
-    assert "| `inverter` | `battery_soc_pct` | % | float | — |" in table  # no step known
+    assert "| `inverter` | `pv{N}_power_w` | W | float | foxess 1 W; sungrow 0.1 W |" in table
+    assert "| `energy` | `yield_wh` | Wh | float | foxess 100 Wh; sungrow 0.0001 Wh |" in table
+    assert "| `inverter` | `ambient_temperature_c` | °C | float | — |" in table  # no step known
 
 
 def test_markdown_tags_table() -> None:

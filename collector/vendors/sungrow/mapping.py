@@ -82,8 +82,7 @@ DEVICE_TYPES: tuple[int, ...] = (PV_INVERTER, ESS, METER, PLANT)
 #: §5.2 `"108500.0"`): 0.1 of the base unit.
 STEP = "0.1"
 #: Ratios with three decimals: SOC `0.791` (notes §5.6), power factor `"0.999"` (doc §2.6.5).
-#: PF_QUANTUM: the power factor (unitless) gets no quantum — `MappingTable` cannot build a
-#: quantum for a field without a unit yet (it parses the unit "1"); 12 digits meanwhile.
+#: Ratios (SOC / SOH fractions, the power factor) carry three decimals (`"0.999"`, `0.791`).
 RATIO_STEP = "0.001"
 #: Frequencies: `"499.9"` in 0.1 Hz (doc §2.6.5) is 0.01 Hz; the simulator sends the ESS and
 #: meter frequencies with two decimals.
@@ -178,7 +177,7 @@ PV_ROWS: tuple[Row, ...] = (
     *(_g(p, f"pv{n}_power_w", "W") for n, p in enumerate(PV_POWER, 1)),
     _g(24, "ac_power_w", "W"),
     _g(25, "reactive_power_var", "var"),
-    FieldMap("p26", "power_factor"),  # "0.999" (doc §2.6.5); no quantum: see PF_QUANTUM
+    FieldMap("p26", "power_factor", quantum=RATIO_STEP),  # "0.999" (doc §2.6.5)
     _g(27, "grid_frequency_hz", "Hz", HZ_STEP),  # 0.1 Hz on some paths (notes §5.7): see unit_of
     *(_g(18 + i, f"phase_{x}_voltage_v", "V") for i, x in enumerate(_ABC)),
     *(_g(21 + i, f"phase_{x}_current_a", "A") for i, x in enumerate(_ABC)),
@@ -214,7 +213,7 @@ ESS_ROWS: tuple[Row, ...] = (
     _g(13139, "battery_current_a", "A"),  # positive = charging (the simulator's Decision)
     _g(13143, "battery_temperature_c", "°C"),
     _g(13012, "reactive_power_var", "var"),
-    FieldMap("p13013", "power_factor"),
+    FieldMap("p13013", "power_factor", quantum=RATIO_STEP),
     _g(13007, "grid_frequency_hz", "Hz", HZ_STEP),
     *(_g(13157 + i, f"phase_{x}_voltage_v", "V") for i, x in enumerate(_ABC)),
     *(_g(13008 + i, f"phase_{x}_current_a", "A") for i, x in enumerate(_ABC)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import email.utils
 import itertools
 import json
@@ -194,8 +195,11 @@ class FakeGateway:
 
 
 def budget(state: State, clock: FakeClock) -> SourceBudget:
+    """The appkey's budget without the per-second spacing, so a fake clock's times are
+    exactly the test's (the spacing has its own tests: tests/test_budget.py)."""
     creds = {"appkey": APPKEY, "access_key": ACCESS_KEY, "username": USERNAME, "password": PASSWORD}
-    return SourceBudget(BudgetBook(state, clock).account(SPEC, creds, SPEC.default_limits))
+    limits = dataclasses.replace(SPEC.default_limits, per_second=None)
+    return SourceBudget(BudgetBook(state, clock).account(SPEC, creds, limits))
 
 
 @asynccontextmanager
