@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -208,6 +209,25 @@ class BatchHistoryCapable(HistoryCapable, Protocol):
 
     async def history_many(self, devices: Sequence[Device], start: int, end: int) -> PollResult:
         """Points of every device with data time in [start, end) (Unix seconds)."""
+
+
+@runtime_checkable
+class PeriodHistoryCapable(Protocol):
+    """Optional: energy totals of past days / months / years (the `energy` measurement),
+    several periods and devices per call (Sungrow: 100 days, 24 months or 5 years, up to
+    50 devices of one type). The backfill engine fetches them beside the minute history,
+    in cells of `period_span[period]` periods, and checkpoints each device's cell."""
+
+    period_batch: int
+    period_span: Mapping[str, int]  # "day" / "month" / "year" → periods per call
+
+    def history_group(self, device: Device) -> str: ...
+
+    async def period_history(
+        self, devices: Sequence[Device], period: str, first: date, last: date
+    ) -> PollResult:
+        """`energy` points of the periods from the one holding `first` to the one holding
+        `last` (local dates, both included)."""
 
 
 #: The longest vendor message an exception quotes.

@@ -29,6 +29,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -86,8 +87,8 @@ ENDPOINTS: tuple[str, ...] = (
 
 #: Device types polled (vendor doc Appendix 1): PV inverter, energy storage, meter.
 POLLED_TYPES = (1, 14, 7)
-#: Device types with day / month / year energy.
-ENERGY_TYPES = (1, 14)
+#: Device types with day / month / year energy (a meter's: its grid import / export).
+ENERGY_TYPES = (1, 14, 7)
 PAGE_SIZE = 100
 MAX_PAGES = 100
 DEVICE_CACHE_TTL = 6 * 3600.0
@@ -163,6 +164,10 @@ class SungrowClient:
 
     history_window: float = MINUTE_WINDOW
     history_batch: int = BATCH
+    #: getDevicePointsDayMonthYearDataList: ≤ 100 days, 24 months, 5 years per call
+    #: (research/sungrow.md §7.1), ≤ 50 devices of one type.
+    period_span: Mapping[str, int] = MappingProxyType({"day": 100, "month": 24, "year": 5})
+    period_batch: int = BATCH
 
     def __init__(
         self,
@@ -620,6 +625,38 @@ class SungrowClient:
             self._budget.sync_remaining(max(0, info.per_hour - info.hour_used), info.per_hour, 3600.0)
         if info.per_day and info.day_used is not None:
             self._budget.sync_remaining(max(0, info.per_day - info.day_used), info.per_day)
+
+    # -- energy totals of past periods (PeriodHistoryCapable) ---------------------------------
+    async def period_history(
+        self, devices: Sequence[Device], period: str, first: dt.date, last: dt.date
+    ) -> PollResult:
+        """`energy` points of the days / months / years from `first` to `last` (local dates,
+        both included): one getDevicePointsDayMonthYearDataList call for up to 50 devices
+        of one type (at most 100 days, 24 months or 5 years: `period_span`)."""
+        result = PollResult()
+        if not devices:
+            return result
+        dtype = int(devices[0].meta.get("device_type", 0))  # type: ignore[call-overload]
+        day_points = points.DAY_POINTS.get(dtype, ())
+        if not day_points:
+            return result
+        query_type, fmt = {"day": (1, "%Y%m%d"), "month": (2, "%Y%m"), "year": (3, "%Y")}[period]
+        keys = [str(d.meta.get("ps_key", d.sn)) for d in devices]
+        request = {
+            "ps_key_list": keys,
+            "data_point": ",".join(day_points),
+            "start_time": first.strftime(fmt),
+            "end_time": last.strftime(fmt),
+            "query_type": str(query_type),
+            "data_type": mapping.day_data_type(query_type),
+            "order": "0",
+        }
+        data = await self._api.call(DAY_PATH, request, devices=keys)
+        stats = MappingStats()
+        result.points = mapping.map_day(data, request, self._by_key(devices), stats, source=self.source.name)
+        result.skipped_values = stats.total_skipped
+        result.records_dropped = stats.records_dropped
+        return result
 
     # -- history (BatchHistoryCapable) ---------------------------------------------------------
     def history_group(self, device: Device) -> str:
