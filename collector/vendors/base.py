@@ -97,6 +97,13 @@ class Device:
     timezone: str | None = None
     name: str = ""
     meta: Mapping[str, object] = field(default_factory=dict)
+    #: Other names the config's `devices:` may use for it (Sungrow: the ps_key).
+    aliases: tuple[str, ...] = ()
+
+    def known_as(self, names: Iterable[str]) -> bool:
+        """Whether any of `names` is this device's SN or one of its aliases."""
+        wanted = set(names)
+        return self.sn in wanted or any(a in wanted for a in self.aliases)
 
 
 def devices_to_json(devices: Iterable[Device]) -> str:
@@ -110,6 +117,7 @@ def devices_to_json(devices: Iterable[Device]) -> str:
                 "timezone": d.timezone,
                 "name": d.name,
                 "meta": dict(d.meta),
+                "aliases": list(d.aliases),
             }
             for d in devices
         ]
@@ -129,6 +137,7 @@ def devices_from_json(text: str) -> list[Device] | None:
                 timezone=r.get("timezone"),
                 name=str(r.get("name") or ""),
                 meta=dict(r.get("meta") or {}),
+                aliases=tuple(str(a) for a in r.get("aliases") or ()),
             )
             for r in rows
         ]

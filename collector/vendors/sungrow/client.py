@@ -239,11 +239,10 @@ class SungrowClient:
                 self._state.put(self._key("devices"), devices_to_json(devices), ttl=DEVICE_CACHE_TTL)
         if self.source.devices:
             wanted = set(self.source.devices)
-            known = {d.sn for d in devices} | {str(d.meta.get("ps_key")) for d in devices}
-            missing = wanted - known
+            missing = {w for w in wanted if not any(d.known_as((w,)) for d in devices)}
             if missing:
                 log.warning("sungrow.devices_not_found", source=self.source.name, devices=sorted(missing))
-            devices = [d for d in devices if d.sn in wanted or str(d.meta.get("ps_key")) in wanted]
+            devices = [d for d in devices if d.known_as(wanted)]
         return devices
 
     async def _paged(self, path: str, params: Mapping[str, Any], **kw: Any) -> list[Mapping[str, Any]]:
@@ -313,6 +312,7 @@ class SungrowClient:
                         "ps_id": ps_id,
                         "model": str(row.get("device_model_code") or ""),
                     },
+                    aliases=(ps_key,) if ps_key != sn else (),
                 )
             )
         return out
@@ -407,6 +407,7 @@ class SungrowClient:
                 data = await attempt(self._realtime(dtype, chunk))
                 if data is None:
                     continue
+                result.records_dropped += self._refused_devices(data, chunk)
                 mapped, latest = mapping.map_realtime(
                     data,
                     self._by_key(chunk),
@@ -432,12 +433,34 @@ class SungrowClient:
         if failures and len(failures) == calls:
             raise failures[0]
         result.skipped_values = stats.total_skipped
-        result.records_dropped = stats.records_dropped
+        result.records_dropped += stats.records_dropped
         if stats.total_skipped:
             log.debug("sungrow.live_mapped", summary=stats.summary())
         if result.error is None:
             await self._maybe_check_quota()
         return result
+
+    def _refused_devices(self, data: Any, chunk: Sequence[Device]) -> int:
+        """Devices the gateway refused in a realtime answer (`fail_ps_key_list`: no longer
+        this account's, or of another type — a device list that changed since discovery):
+        one warning, counted, and the device list is read again at the next start."""
+        failed: list[str] = []
+        if isinstance(data, Mapping):
+            for key in ("fail_ps_key_list", "fail_sn_list"):
+                items = data.get(key)
+                if isinstance(items, list):
+                    failed += [str(x) for x in items if x not in (None, "")]
+        if failed:
+            log.warning(
+                "sungrow.devices_refused",
+                source=self.source.name,
+                devices=failed[:10],
+                count=len(failed),
+                of=len(chunk),
+                note="the gateway does not answer for them now; the device list is read again next start",
+            )
+            self._state.delete(self._key("devices"))
+        return len(failed)
 
     async def _realtime(self, dtype: int, chunk: Sequence[Device]) -> Any:
         keys = [str(d.meta.get("ps_key", d.sn)) for d in chunk]
