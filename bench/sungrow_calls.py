@@ -22,7 +22,9 @@ counted in the simulator's log:
 one plant (⌈N/50⌉ calls per 3-hour window) against the simulator in its own thread on the real
 clock, timed from the command's start to its exit. The bound: the calls the backfill made, spaced
 as the limits allow (5 a second → 1.05/5 s apart; the 2000/hour quota binds only past 2000 calls),
-plus the first login. Target: wall time ≤ 1.1 × the bound.
+plus the first login. Target: wall time ≤ 1.1 × the bound. The simulator computes each answer
+from the plant model (0.25 s for a 3-hour window of 50 inverters, one request at a time), which
+on a 2-core machine is a floor of its own; it is printed, and the ratio against it.
 """
 
 from __future__ import annotations
@@ -146,10 +148,32 @@ async def one_day(n_inverters: int, hours: float, workdir: Path) -> dict[str, An
     }
 
 
+class TimedSim(SungrowSim):
+    """The simulator, timing its own history handlers (computing the plant's past is its cost,
+    not the collector's: a floor for the wall time on this machine, as a cloud's response
+    time would be)."""
+
+    served_s = 0.0
+
+    async def _minute(self, call: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await super()._minute(call)
+        finally:
+            self.served_s += time.perf_counter() - t0
+
+    async def _day_month_year(self, call: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await super()._day_month_year(call)
+        finally:
+            self.served_s += time.perf_counter() - t0
+
+
 def backfill(n: int, days: int, workdir: Path) -> dict[str, Any]:
     today = datetime.now(ZoneInfo(ZONE)).date()
     since = today - timedelta(days=days)
-    sim = SungrowSim(plant([pv_only(f"A23B{i:08d}") for i in range(n)], since - timedelta(days=3), days + 8))
+    sim = TimedSim(plant([pv_only(f"A23B{i:08d}") for i in range(n)], since - timedelta(days=3), days + 8))
     with SimThread(sim) as served:
         cfg = write_config(workdir / "cfg.yaml", config_text(workdir / "state", served.url))
         args = ["backfill", "-c", str(cfg), "--since", since.isoformat(), "--until", today.isoformat()]
@@ -173,6 +197,8 @@ def backfill(n: int, days: int, workdir: Path) -> dict[str, Any]:
         "wall_s": wall,
         "bound_s": bound,
         "ratio": wall / bound if bound else float("nan"),
+        "served_s": sim.served_s,
+        "ratio_floor": wall / max(bound, sim.served_s),
     }
 
 
@@ -193,7 +219,9 @@ def main() -> None:
             f"({r['history_calls']} history; {r['expected_minute_calls']} minute windows × batches), "
             f"{r['refused']} refused\n"
             f"wall {r['wall_s']:.1f} s, first to last call {r['span_s']:.1f} s, "
-            f"bound {r['bound_s']:.1f} s → {r['ratio']:.2f} × (target ≤ 1.1 ×)"
+            f"bound {r['bound_s']:.1f} s → {r['ratio']:.2f} × (target ≤ 1.1 ×)\n"
+            f"the simulator spent {r['served_s']:.1f} s computing the answers (one at a time): "
+            f"against max(bound, that) {r['ratio_floor']:.2f} ×"
         )
         return
     results = []

@@ -168,6 +168,10 @@ class SungrowClient:
     #: (research/sungrow.md §7.1), ≤ 50 devices of one type.
     period_span: Mapping[str, int] = MappingProxyType({"day": 100, "month": 24, "year": 5})
     period_batch: int = BATCH
+    #: History calls in flight at once (the engine's `_run_jobs`): the gateway answers a
+    #: 50-device window in about half a second (research/sungrow.md §7.2: 0.5-0.7 s for
+    #: two points), longer than the spacing, so one call at a time would leave it idle.
+    history_parallel: int = 3
 
     def __init__(
         self,
