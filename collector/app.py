@@ -346,8 +346,7 @@ class App:
         await rt.client.open()
         devices = list(await rt.client.discover())
         if rt.cfg.devices:
-            wanted = set(rt.cfg.devices)
-            devices = [d for d in devices if d.sn in wanted]
+            devices = [d for d in devices if d.known_as(rt.cfg.devices)]
         rt.devices = devices
         rt.opened = True
         rt.ready.set()

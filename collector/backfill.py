@@ -23,7 +23,7 @@ import asyncio
 import datetime as dt
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
@@ -39,7 +39,13 @@ from collector.errors import (
 )
 from collector.log import get_logger
 from collector.sinks.base import retention_of
-from collector.vendors.base import BatchHistoryCapable, Device, HistoryCapable, PollResult
+from collector.vendors.base import (
+    BatchHistoryCapable,
+    Device,
+    HistoryCapable,
+    PeriodHistoryCapable,
+    PollResult,
+)
 
 if TYPE_CHECKING:
     from collector.app import App, SourceRuntime
@@ -75,6 +81,31 @@ def grid_cell(ts: int, tz: ZoneInfo, step: int) -> int:
     """The start of the `step`-second cell of `ts`'s local day (cells run from midnight)."""
     midnight = local_midnight(ts, tz)
     return midnight + (ts - midnight) // step * step
+
+
+PERIODS = ("day", "month", "year")
+
+
+def period_index(d: dt.date, period: str) -> int:
+    """The period holding `d` as a running number (days, months or years since year 0)."""
+    if period == "day":
+        return d.toordinal()
+    if period == "month":
+        return d.year * 12 + d.month - 1
+    return d.year
+
+
+def period_first_day(index: int, period: str) -> dt.date:
+    """The first local date of period number `index` (`period_index`'s inverse)."""
+    if period == "day":
+        return dt.date.fromordinal(index)
+    if period == "month":
+        return dt.date(index // 12, index % 12 + 1, 1)
+    return dt.date(index, 1, 1)
+
+
+def _midnight_of(d: dt.date, tz: ZoneInfo) -> int:
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp())
 
 
 def local_midnight(ts: float, tz: ZoneInfo) -> int:
@@ -302,7 +333,7 @@ class Backfiller:
     async def calls_needed(self, ranges: Sequence[tuple[Sequence[Device], int, int]]) -> int:
         """The history calls `run_ranges` would make (for a progress bar)."""
         todo, _ = await self.todo(ranges)
-        return len(self.jobs(todo))
+        return len(self.jobs(todo)) + len(self.period_jobs(ranges))
 
     async def run_ranges(
         self,
@@ -318,9 +349,13 @@ class Backfiller:
         report = BackfillReport()
         todo, report.windows_total = await self.todo(ranges)
         report.windows_done_before = report.windows_total - len(todo)
+        periods = self.period_jobs(ranges)
+        report.windows_total += sum(len(windows) for *_, windows in periods)
         token = budget_mod.priority.set(budget_mod.BACKFILL)
         try:
-            for job in self.jobs(todo):
+            # Totals first: a handful of calls give the dashboards' day / month / year bars.
+            await self._run_periods(periods, report, progress, should_stop)
+            for job in [] if report.stopped else self.jobs(todo):
                 if should_stop():
                     report.stopped = "stopping"
                     break
@@ -338,14 +373,101 @@ class Backfiller:
             budget_mod.priority.reset(token)
         return report
 
+    # -- energy totals of past periods (PeriodHistoryCapable) -----------------------------
+    def period_jobs(
+        self, ranges: Sequence[tuple[Sequence[Device], int, int]]
+    ) -> list[tuple[str, tuple[Device, ...], int, int, tuple[tuple[int, int], ...]]]:
+        """(period, devices, first, last period number, each device's checkpoint window)
+        of every cell of `period_span` periods that the ranges touch and that is not
+        checkpointed yet, batched by group and zone as the client allows."""
+        client = self.client
+        if not isinstance(client, PeriodHistoryCapable):
+            return []
+        state = self.app.state
+        assert state is not None
+        cells: dict[tuple[str, str, str, int], list[tuple[Device, int, int, int, int]]] = {}
+        for devices, start, end in ranges:
+            if end <= start:
+                continue
+            for dev in devices:
+                tz = self.zone(dev)
+                first_day = dt.datetime.fromtimestamp(start, tz).date()
+                last_day = dt.datetime.fromtimestamp(end - 1, tz).date()
+                for period in PERIODS:
+                    span = client.period_span.get(period)
+                    if not span:
+                        continue
+                    stream = f"{STREAM}:{period}"
+                    done = dict(state.windows_done(self.rt.cfg.name, dev.sn, stream))
+                    lo, hi = period_index(first_day, period), period_index(last_day, period)
+                    for cell in range(lo // span, hi // span + 1):
+                        a = max(lo, cell * span)
+                        b = min(hi, cell * span + span - 1)
+                        ws = _midnight_of(period_first_day(a, period), tz)
+                        we = _midnight_of(period_first_day(b + 1, period), tz)
+                        if done.get(ws, -1) >= we:
+                            continue
+                        key = (period, client.history_group(dev), tz.key, cell)
+                        cells.setdefault(key, []).append((dev, a, b, ws, we))
+        out = []
+        for (period, _, _, _), members in cells.items():
+            for i in range(0, len(members), max(1, client.period_batch)):
+                part = members[i : i + max(1, client.period_batch)]
+                out.append(
+                    (
+                        period,
+                        tuple(m[0] for m in part),
+                        min(m[1] for m in part),
+                        max(m[2] for m in part),
+                        tuple((m[3], m[4]) for m in part),
+                    )
+                )
+        return out
+
+    async def _run_periods(
+        self,
+        jobs: Sequence[tuple[str, tuple[Device, ...], int, int, tuple[tuple[int, int], ...]]],
+        report: BackfillReport,
+        progress: Progress | None,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        client = self.client
+        if not jobs or not isinstance(client, PeriodHistoryCapable):
+            return
+        for period, devices, a, b, windows in jobs:
+            if should_stop():
+                report.stopped = "stopping"
+                return
+            first, last = period_first_day(a, period), period_first_day(b, period)
+
+            async def fetch(
+                devs: tuple[Device, ...] = devices, p: str = period, f: dt.date = first, la: dt.date = last
+            ) -> PollResult:
+                return await client.period_history(devs, p, f, la)
+
+            job = Job(devices, windows[0][0], max(e for _, e in windows), windows)
+            ok = await self._window(job, report, fetch=fetch, stream=f"{STREAM}:{period}")
+            if progress is not None:
+                progress.step(f"{devices[0].sn} {period} {first.isoformat()}")
+            if not ok and report.stopped:
+                return
+
     async def _fetch(self, job: Job) -> PollResult:
         if len(job.devices) == 1 and not isinstance(self.client, BatchHistoryCapable):
             return await self.client.history(job.devices[0], job.start, job.end)
         assert isinstance(self.client, BatchHistoryCapable)
         return await self.client.history_many(job.devices, job.start, job.end)
 
-    async def _window(self, job: Job, report: BackfillReport) -> bool:
-        """Fetch one job's window(s). Retries only what can succeed on retry (transient
+    async def _window(
+        self,
+        job: Job,
+        report: BackfillReport,
+        *,
+        fetch: Callable[[], Awaitable[PollResult]] | None = None,
+        stream: str = STREAM,
+    ) -> bool:
+        """Fetch one job's window(s) (`fetch`: another history call than the minute one,
+        checkpointed under `stream`). Retries only what can succeed on retry (transient
         errors, unusable answers); waiting for budget is not an attempt."""
         state = self.app.state
         assert state is not None
@@ -354,7 +476,7 @@ class Backfiller:
         attempt = 0
         while attempt < WINDOW_TRIES:
             try:
-                result = await self._fetch(job)
+                result = await (fetch() if fetch is not None else self._fetch(job))
             except BudgetExhaustedError as err:
                 wait = (err.retry_at - self.app.clock.time()) if err.retry_at else None
                 if wait is not None and 0 < wait <= self.max_wait:
@@ -384,7 +506,7 @@ class Backfiller:
                     error=str(err),
                     note="not asked again",
                 )
-                self._mark_done(job)
+                self._mark_done(job, stream=stream)
                 break
             except (VendorTransientError, VendorDataQualityError) as err:
                 attempt += 1
@@ -410,13 +532,13 @@ class Backfiller:
                 self._stop_for(result.error, report)
                 return False
             # The window's points are durable: only now may its checkpoint advance.
-            self._mark_done(job, settled_only=True)
+            self._mark_done(job, settled_only=True, stream=stream)
             report.windows_fetched += len(job.windows)
             return True
         report.windows_failed += len(job.windows)
         return False
 
-    def _mark_done(self, job: Job, *, settled_only: bool = False) -> None:
+    def _mark_done(self, job: Job, *, settled_only: bool = False, stream: str = STREAM) -> None:
         """Checkpoint each device's window of the job (with `settled_only`, those that
         ended at least `SETTLE` ago), in one transaction."""
         state = self.app.state
@@ -425,7 +547,7 @@ class Backfiller:
         with state.transaction():
             for dev, (s, e) in zip(job.devices, job.windows, strict=True):
                 if not settled_only or e <= horizon:
-                    state.mark_window_done(self.rt.cfg.name, dev.sn, STREAM, s, e)
+                    state.mark_window_done(self.rt.cfg.name, dev.sn, stream, s, e)
 
     def _stop_for(self, err: Exception, report: BackfillReport) -> None:
         """A partial result's error: stop the run as if it had been raised."""

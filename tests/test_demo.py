@@ -26,5 +26,11 @@ def test_demo_shows_each_simulated_inverter_within_seconds() -> None:
     assert "pv_power_w" in out and " W\n" in out
     assert "battery_soc_pct" in out
     assert "energy 60H3102E2400001 period=hour" in out
+    # the iSolarCloud gateway's plant: its hybrid, meter and PV inverter, the plant, the energy
+    for device in ("A2350000001", "A2350000001M", "A2350000002"):
+        assert f"inverter {device} " in out, device
+    assert "site demo-sungrow" in out and "energy A2350000002 period=day" in out
+    assert "collector demo-sungrow" in out
+    assert "rate_limited                                      1" not in out
     assert "errors                                            0" in out
     assert took < 60  # "a new user sees data within a minute"

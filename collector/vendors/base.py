@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -96,6 +97,13 @@ class Device:
     timezone: str | None = None
     name: str = ""
     meta: Mapping[str, object] = field(default_factory=dict)
+    #: Other names the config's `devices:` may use for it (Sungrow: the ps_key).
+    aliases: tuple[str, ...] = ()
+
+    def known_as(self, names: Iterable[str]) -> bool:
+        """Whether any of `names` is this device's SN or one of its aliases."""
+        wanted = set(names)
+        return self.sn in wanted or any(a in wanted for a in self.aliases)
 
 
 def devices_to_json(devices: Iterable[Device]) -> str:
@@ -109,6 +117,7 @@ def devices_to_json(devices: Iterable[Device]) -> str:
                 "timezone": d.timezone,
                 "name": d.name,
                 "meta": dict(d.meta),
+                "aliases": list(d.aliases),
             }
             for d in devices
         ]
@@ -128,6 +137,7 @@ def devices_from_json(text: str) -> list[Device] | None:
                 timezone=r.get("timezone"),
                 name=str(r.get("name") or ""),
                 meta=dict(r.get("meta") or {}),
+                aliases=tuple(str(a) for a in r.get("aliases") or ()),
             )
             for r in rows
         ]
@@ -208,6 +218,25 @@ class BatchHistoryCapable(HistoryCapable, Protocol):
 
     async def history_many(self, devices: Sequence[Device], start: int, end: int) -> PollResult:
         """Points of every device with data time in [start, end) (Unix seconds)."""
+
+
+@runtime_checkable
+class PeriodHistoryCapable(Protocol):
+    """Optional: energy totals of past days / months / years (the `energy` measurement),
+    several periods and devices per call (Sungrow: 100 days, 24 months or 5 years, up to
+    50 devices of one type). The backfill engine fetches them beside the minute history,
+    in cells of `period_span[period]` periods, and checkpoints each device's cell."""
+
+    period_batch: int
+    period_span: Mapping[str, int]  # "day" / "month" / "year" → periods per call
+
+    def history_group(self, device: Device) -> str: ...
+
+    async def period_history(
+        self, devices: Sequence[Device], period: str, first: date, last: date
+    ) -> PollResult:
+        """`energy` points of the periods from the one holding `first` to the one holding
+        `last` (local dates, both included)."""
 
 
 #: The longest vendor message an exception quotes.

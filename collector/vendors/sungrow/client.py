@@ -29,6 +29,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -86,8 +87,8 @@ ENDPOINTS: tuple[str, ...] = (
 
 #: Device types polled (vendor doc Appendix 1): PV inverter, energy storage, meter.
 POLLED_TYPES = (1, 14, 7)
-#: Device types with day / month / year energy.
-ENERGY_TYPES = (1, 14)
+#: Device types with day / month / year energy (a meter's: its grid import / export).
+ENERGY_TYPES = (1, 14, 7)
 PAGE_SIZE = 100
 MAX_PAGES = 100
 DEVICE_CACHE_TTL = 6 * 3600.0
@@ -163,6 +164,10 @@ class SungrowClient:
 
     history_window: float = MINUTE_WINDOW
     history_batch: int = BATCH
+    #: getDevicePointsDayMonthYearDataList: ≤ 100 days, 24 months, 5 years per call
+    #: (research/sungrow.md §7.1), ≤ 50 devices of one type.
+    period_span: Mapping[str, int] = MappingProxyType({"day": 100, "month": 24, "year": 5})
+    period_batch: int = BATCH
 
     def __init__(
         self,
@@ -234,11 +239,10 @@ class SungrowClient:
                 self._state.put(self._key("devices"), devices_to_json(devices), ttl=DEVICE_CACHE_TTL)
         if self.source.devices:
             wanted = set(self.source.devices)
-            known = {d.sn for d in devices} | {str(d.meta.get("ps_key")) for d in devices}
-            missing = wanted - known
+            missing = {w for w in wanted if not any(d.known_as((w,)) for d in devices)}
             if missing:
                 log.warning("sungrow.devices_not_found", source=self.source.name, devices=sorted(missing))
-            devices = [d for d in devices if d.sn in wanted or str(d.meta.get("ps_key")) in wanted]
+            devices = [d for d in devices if d.known_as(wanted)]
         return devices
 
     async def _paged(self, path: str, params: Mapping[str, Any], **kw: Any) -> list[Mapping[str, Any]]:
@@ -308,6 +312,7 @@ class SungrowClient:
                         "ps_id": ps_id,
                         "model": str(row.get("device_model_code") or ""),
                     },
+                    aliases=(ps_key,) if ps_key != sn else (),
                 )
             )
         return out
@@ -402,6 +407,7 @@ class SungrowClient:
                 data = await attempt(self._realtime(dtype, chunk))
                 if data is None:
                     continue
+                result.records_dropped += self._refused_devices(data, chunk)
                 mapped, latest = mapping.map_realtime(
                     data,
                     self._by_key(chunk),
@@ -427,12 +433,34 @@ class SungrowClient:
         if failures and len(failures) == calls:
             raise failures[0]
         result.skipped_values = stats.total_skipped
-        result.records_dropped = stats.records_dropped
+        result.records_dropped += stats.records_dropped
         if stats.total_skipped:
             log.debug("sungrow.live_mapped", summary=stats.summary())
         if result.error is None:
             await self._maybe_check_quota()
         return result
+
+    def _refused_devices(self, data: Any, chunk: Sequence[Device]) -> int:
+        """Devices the gateway refused in a realtime answer (`fail_ps_key_list`: no longer
+        this account's, or of another type — a device list that changed since discovery):
+        one warning, counted, and the device list is read again at the next start."""
+        failed: list[str] = []
+        if isinstance(data, Mapping):
+            for key in ("fail_ps_key_list", "fail_sn_list"):
+                items = data.get(key)
+                if isinstance(items, list):
+                    failed += [str(x) for x in items if x not in (None, "")]
+        if failed:
+            log.warning(
+                "sungrow.devices_refused",
+                source=self.source.name,
+                devices=failed[:10],
+                count=len(failed),
+                of=len(chunk),
+                note="the gateway does not answer for them now; the device list is read again next start",
+            )
+            self._state.delete(self._key("devices"))
+        return len(failed)
 
     async def _realtime(self, dtype: int, chunk: Sequence[Device]) -> Any:
         keys = [str(d.meta.get("ps_key", d.sn)) for d in chunk]
@@ -620,6 +648,38 @@ class SungrowClient:
             self._budget.sync_remaining(max(0, info.per_hour - info.hour_used), info.per_hour, 3600.0)
         if info.per_day and info.day_used is not None:
             self._budget.sync_remaining(max(0, info.per_day - info.day_used), info.per_day)
+
+    # -- energy totals of past periods (PeriodHistoryCapable) ---------------------------------
+    async def period_history(
+        self, devices: Sequence[Device], period: str, first: dt.date, last: dt.date
+    ) -> PollResult:
+        """`energy` points of the days / months / years from `first` to `last` (local dates,
+        both included): one getDevicePointsDayMonthYearDataList call for up to 50 devices
+        of one type (at most 100 days, 24 months or 5 years: `period_span`)."""
+        result = PollResult()
+        if not devices:
+            return result
+        dtype = int(devices[0].meta.get("device_type", 0))  # type: ignore[call-overload]
+        day_points = points.DAY_POINTS.get(dtype, ())
+        if not day_points:
+            return result
+        query_type, fmt = {"day": (1, "%Y%m%d"), "month": (2, "%Y%m"), "year": (3, "%Y")}[period]
+        keys = [str(d.meta.get("ps_key", d.sn)) for d in devices]
+        request = {
+            "ps_key_list": keys,
+            "data_point": ",".join(day_points),
+            "start_time": first.strftime(fmt),
+            "end_time": last.strftime(fmt),
+            "query_type": str(query_type),
+            "data_type": mapping.day_data_type(query_type),
+            "order": "0",
+        }
+        data = await self._api.call(DAY_PATH, request, devices=keys)
+        stats = MappingStats()
+        result.points = mapping.map_day(data, request, self._by_key(devices), stats, source=self.source.name)
+        result.skipped_values = stats.total_skipped
+        result.records_dropped = stats.records_dropped
+        return result
 
     # -- history (BatchHistoryCapable) ---------------------------------------------------------
     def history_group(self, device: Device) -> str:

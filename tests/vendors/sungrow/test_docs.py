@@ -144,3 +144,19 @@ def test_page_names_the_endpoints_and_point_lists() -> None:
         "LIVE_POINTS", "MINUTE_POINTS", "DAY_POINTS",
     ):  # fmt: skip
         assert f"`{name}" in text, name
+
+
+def test_page_names_every_endpoint_the_client_calls_and_each_stream() -> None:
+    import re
+
+    from collector.vendors.sungrow import SUNGROW_SPEC
+    from collector.vendors.sungrow.client import ENDPOINTS
+    from collector.vendors.sungrow.transport import REGIONS
+
+    text = PAGE.read_text()
+    for endpoint in (*ENDPOINTS, "/openapi/login"):
+        assert f"| `{endpoint}` |" in text, endpoint
+    for stream in SUNGROW_SPEC.streams:
+        assert re.search(rf"\| `{stream.name}` \| ", text), stream.name
+    for region, url in REGIONS.items():
+        assert f"`{region}`" in text and url in text, region
