@@ -138,12 +138,19 @@ def energy_truth(
     for r in sim.requests_to(DAY):
         if ps_key in r.body.get("ps_key_list", []):
             latest[str(r.body["query_type"])] = r.t
-    is_ess = plant.inverter(sn).battery is not None
-    names = (
-        ("pv_wh", "grid_import_wh", "grid_export_wh", "battery_charge_wh", "battery_discharge_wh", "load_wh")
-        if is_ess
-        else ("yield_wh",)
-    )
+    kind = ps_key.split("_")[1]
+    names = {
+        "1": ("yield_wh",),
+        "14": (
+            "pv_wh",
+            "grid_import_wh",
+            "grid_export_wh",
+            "battery_charge_wh",
+            "battery_discharge_wh",
+            "load_wh",
+        ),
+        "7": ("grid_import_wh", "grid_export_wh"),  # the meter's daily forward / reverse energy
+    }[kind]
     out: dict[tuple[str, int], dict[str, Expected]] = {}
     for qt, t_call in latest.items():
         today = datetime.fromtimestamp(t_call, tz).date()
@@ -260,12 +267,17 @@ def test_run_lands_live_site_energy_and_fault_points_equal_to_the_truth(
     assert not bad, "\n".join(bad)
     assert len({int(r["time"]) for r in site_rows if r["site"] == str(PS_PV)}) == 2  # both buckets
 
-    # energy: day (yesterday, today), month (last, this) and year of the PV inverter and the hybrid
+    # energy: day (yesterday, today), month (last, this) and year of the PV inverter, the hybrid
+    # and its meter
     energy = rows(influxd, influx_db, 'SELECT * FROM "energy"')
-    assert {r["device"] for r in energy} == {sc.pv, sc.hyb}, "energy of other devices"
-    for sn, key in ((sc.pv, f"{PS_PV}_1_1_1"), (sc.hyb, f"{PS_HYB}_14_1_1")):
+    assert {r["device"] for r in energy} == {sc.pv, sc.hyb, sc.meter}, "energy of other devices"
+    for dev, sn, key in (
+        (sc.pv, sc.pv, f"{PS_PV}_1_1_1"),
+        (sc.hyb, sc.hyb, f"{PS_HYB}_14_1_1"),
+        (sc.meter, sc.hyb, f"{PS_HYB}_7_1_1"),
+    ):
         want_e = energy_truth(truth, sim, sn, key)
-        got = {(str(r["period"]), int(r["time"])): r for r in energy if r["device"] == sn}
+        got = {(str(r["period"]), int(r["time"])): r for r in energy if r["device"] == dev}
         assert set(got) == set(want_e), (sn, sorted(got), sorted(want_e))
         bad = [f"{sn} {k}: {mismatches(got[k], v)}" for k, v in want_e.items() if mismatches(got[k], v)]
         assert not bad, "\n".join(bad)
