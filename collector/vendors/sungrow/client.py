@@ -726,11 +726,21 @@ class SungrowClient:
         return result
 
     def _minute_spans(self, start: int, end: int) -> list[tuple[int, int]]:
-        """[start, end) as one span, or two where its local wall-clock length passes 3 h."""
-        wall = dt.datetime.fromtimestamp(end - 1, self._zone).replace(
-            tzinfo=None
-        ) - dt.datetime.fromtimestamp(start, self._zone).replace(tzinfo=None)
-        if wall.total_seconds() < MINUTE_WINDOW:
+        """[start, end) as spans the minute endpoint takes: at most 3 h on the plant's wall
+        clock *and* in real time, the latter read as widely as the local stamps allow (a
+        stamp in autumn's repeated hour may mean either pass, and the gateway measures from
+        the earliest reading of the start to the latest of the end). Over the spring gap a
+        3-hour window is 4 h on the wall clock; over the autumn fold, 4 h in the widest
+        reading: such a window is asked for in halves (on 5-minute marks)."""
+        first_stamp = _local(start, self._zone, "%Y%m%d%H%M%S")
+        last_stamp = _local(end - 1, self._zone, "%Y%m%d%H%M%S")
+        wall = dt.datetime.strptime(last_stamp, "%Y%m%d%H%M%S") - dt.datetime.strptime(
+            first_stamp, "%Y%m%d%H%M%S"
+        )
+        lo = mapping.local_candidates(first_stamp, self._zone)[0]
+        hi = mapping.local_candidates(last_stamp, self._zone)[1]
+        fits = wall.total_seconds() <= MINUTE_WINDOW and hi - lo <= MINUTE_WINDOW
+        if fits or end - start <= 600:
             return [(start, end)]
         mid = start + (end - start) // 2 // 300 * 300
-        return [(start, mid), (mid, end)]
+        return self._minute_spans(start, mid) + self._minute_spans(mid, end)

@@ -605,7 +605,6 @@ def map_realtime(
         ts = _record_time(rec.device_time, device, stats, now=now)
         if ts is None:
             continue
-        latest[device.sn] = max(latest.get(device.sn, ts), ts)
         values = _clean(rec.values)
         unit_of = _frequency_unit(values, device.sn)
         tags = _tags(table, source, device)
@@ -614,6 +613,9 @@ def map_realtime(
             point = _merge(stats, point, _fault_state(faults.get(device.sn, ()), tags, ts, stats))
         if point is not None:
             points.append(point)
+            # Only a record that gave a point counts as seen: an answer of placeholders
+            # ("--" everywhere) must not make the same bucket's real values look old.
+            latest[device.sn] = max(latest.get(device.sn, ts), ts)
     return points, latest
 
 
