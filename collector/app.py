@@ -658,16 +658,17 @@ class App:
             self._log_backfill(rt, report, "gap")
             if report.stopped:  # budget, rate limit, credentials, shutdown: later
                 return report.stopped
-            if not report.complete:  # some windows failed: every gap stays for the next pass
+            if not report.complete:  # a device's windows failed: its gap stays; the others go on
                 incomplete = "incomplete"
-            else:
-                # Forget a gap only once all of it is checkpointed: its last window
-                # may end too recently (SETTLE) to be final yet.
-                settled = self.clock.time() - SETTLE
-                for sn, _, _, parts in found:
-                    for gap_start, gap_end in parts:
-                        if gap_end <= settled:
-                            self.state.remove_gap(rt.cfg.name, sn, gap_start, gap_end)
+            # Forget a gap only once all of it is checkpointed: its last window
+            # may end too recently (SETTLE) to be final yet.
+            settled = self.clock.time() - SETTLE
+            for sn, _, _, parts in found:
+                if sn in report.failed_devices:
+                    continue
+                for gap_start, gap_end in parts:
+                    if gap_end <= settled:
+                        self.state.remove_gap(rt.cfg.name, sn, gap_start, gap_end)
         since = rt.cfg.backfill.since
         if since is not None and not stop.is_set():
             # `since` is read in each device's site zone, as the `backfill` command reads --since.

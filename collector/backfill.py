@@ -145,6 +145,8 @@ class BackfillReport:
     points: int = 0
     stopped: str = ""  # why it stopped early ("" = it finished)
     per_device: dict[str, int] = field(default_factory=dict)
+    #: Devices with a window that failed (or was refused) in this run.
+    failed_devices: set[str] = field(default_factory=set)
 
     @property
     def complete(self) -> bool:
@@ -159,6 +161,7 @@ class BackfillReport:
         self.stopped = self.stopped or other.stopped
         for sn, n in other.per_device.items():
             self.per_device[sn] = self.per_device.get(sn, 0) + n
+        self.failed_devices |= other.failed_devices
 
 
 class Progress:
@@ -562,6 +565,7 @@ class Backfiller:
             if result.error is not None:  # partial: what came is kept, the window stays open
                 log.warning("backfill.window_partial", device=dev_label, start=s, error=str(result.error))
                 report.windows_failed += len(job.windows)
+                report.failed_devices.update(d.sn for d in job.devices)
                 self._stop_for(result.error, report)
                 return False
             # The window's points are durable: only now may its checkpoint advance.
@@ -569,6 +573,7 @@ class Backfiller:
             report.windows_fetched += len(job.windows)
             return True
         report.windows_failed += len(job.windows)
+        report.failed_devices.update(d.sn for d in job.devices)
         return False
 
     def _mark_done(self, job: Job, *, settled_only: bool = False, stream: str = STREAM) -> None:

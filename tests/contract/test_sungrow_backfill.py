@@ -85,11 +85,11 @@ def assert_no_limit_tripped(sim: RecordingSungrowSim) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_backfill_3_days_lands_every_minute_row_and_a_rerun_asks_nothing(
+def test_backfill_2_days_lands_every_minute_row_and_a_rerun_asks_nothing(
     tmp_path: Path, influxd: InfluxServer, influx_db: str, mode: str
 ) -> None:
     today = datetime.now(ZoneInfo(ZONE)).date()
-    since = today - timedelta(days=3)
+    since = today - timedelta(days=2)
     make = two_sites(since - timedelta(days=5))
     sim = make_sim(make(), mode, ps_ids={"sg-pv-site": PS_PV, "sg-hybrid-site": PS_HYB})
     start, end = local_midnight(ZONE, since), local_midnight(ZONE, today)

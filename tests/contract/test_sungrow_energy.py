@@ -53,7 +53,7 @@ def test_day_totals_are_backfilled_and_finished_periods_never_asked_again(
     tmp_path: Path, influxd: InfluxServer, influx_db: str
 ) -> None:
     today = datetime.now(ZoneInfo(ZONE)).date()
-    since = today - timedelta(days=4)
+    since = today - timedelta(days=2)
     truth = plant(today - timedelta(days=30))
     sim = SungrowSim(plant(today - timedelta(days=30)))
     with SimThread(sim) as served:
@@ -82,7 +82,7 @@ def test_day_totals_are_backfilled_and_finished_periods_never_asked_again(
         by_device.setdefault(str(r["device"]), {})[int(r["time"])] = r
     for sn, field in ((HYB, "pv_wh"), (PVO, "yield_wh")):
         days = by_device[sn]
-        for n in range(4):
+        for n in range(2):
             d = since + timedelta(days=n)
             start = local_midnight(ZONE, d)
             assert start in days, (sn, d)
