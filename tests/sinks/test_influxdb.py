@@ -310,6 +310,16 @@ def test_gzip_level_zero_sends_plain_text_and_levels_round_trip() -> None:
     assert plain.body == raw and plain.content_encoding is None
 
 
+def test_spool_members_are_posted_as_they_are_at_any_level_but_zero() -> None:
+    raw = ("\n".join(inverter_lines(50)) + "\n").encode()
+    members = gzip.compress(raw[:2000], 1) + gzip.compress(raw[2000:], 1)
+    for level in (1, 6, 9):
+        enc = InfluxSink("http://h", "v1", database="d", gzip_level=level).encode_gzip(members, 50)
+        assert enc is not None and enc.body is members and enc.content_encoding == "gzip"
+        assert enc.plain is None and enc.raw == raw  # inflated only when asked (400, 413)
+    assert InfluxSink("http://h", "v1", database="d", gzip_level=0).encode_gzip(members, 50) is None
+
+
 def test_parse_retry_after_rules() -> None:
     assert parse_retry_after(None, 0) is None
     assert parse_retry_after("2.5", 0) == 2.5
