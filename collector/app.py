@@ -515,7 +515,7 @@ class App:
             await self.sink.write(lines)
         else:
             assert self.spool is not None and self.forwarder is not None
-            self.spool.append(lines)
+            await self.spool.append_async(lines)  # a big one is compressed in a thread
             self.forwarder.wake()
         if rt is not None:
             rt.stats.points_written += len(lines)

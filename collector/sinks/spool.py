@@ -20,7 +20,8 @@ or SQLite):
   much, and ``max_bytes`` (bytes on disk) holds ~6× more points. An append is
   one ``"\\n".join`` + one compress + one ``write`` + one ``fdatasync``; a big
   append is cut into a few records (≤ ``record_lines`` lines, ≤ 4 MiB raw each)
-  so batches stay bounded, still one write.
+  so batches stay bounded, still one write. ``append_async`` compresses a big
+  append in a worker thread, so the event loop keeps serving the forwarder.
 * **A batch is posted as it lies.** Each payload is a whole gzip member, and
   consecutive members are a valid multi-member gzip stream (RFC 1952 §2.2), so a
   batch of records is one ``pread`` per segment and the payloads joined: the sink
@@ -64,6 +65,7 @@ Sync file I/O, used from the event loop in small bursts; not thread-safe.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -94,6 +96,7 @@ GZIP_LEVEL = 1
 DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 RECORD_LINES = 5000
 RECORD_RAW_BYTES = 4 * 1024 * 1024
+OFFLOAD_LINES = 200  # ~0.2 MB of line protocol, ~1 ms of zlib: more than a thread hop costs
 
 
 class SpoolLockedError(RuntimeError):
@@ -135,6 +138,16 @@ class Batch:
     def lines(self) -> list[str]:
         """The lines as strings, without their newlines."""
         return self.data.decode("utf-8", errors="replace").split("\n")[:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """The records of one append, ready to write: their bytes, (on-disk length, lines,
+    raw bytes) per record, and the line count (``Spool.encode``)."""
+
+    data: bytes
+    records: tuple[tuple[int, int, int], ...]
+    lines: int
 
 
 class _Records:
@@ -524,10 +537,32 @@ class Spool:
 
         Raises ValueError, writing nothing, if a line is empty or contains a newline.
         May drop the oldest pending records to stay under max_bytes (see ``dropped``).
+        ``encode`` + ``append_frame`` is the same in two steps, the first one for a
+        worker thread.
         """
+        self._check_open()
+        if lines:
+            self.append_frame(self.encode(lines))
+
+    async def append_async(self, lines: Sequence[str]) -> None:
+        """``append`` for a coroutine: a large append (≥ OFFLOAD_LINES lines) is compressed
+        in a worker thread, so the event loop (the forwarder's POSTs) runs meanwhile; the
+        write and fdatasync stay on the loop. Durable when it returns."""
         self._check_open()
         if not lines:
             return
+        if len(lines) >= OFFLOAD_LINES:
+            frame = await asyncio.to_thread(self.encode, lines)
+        else:
+            frame = self.encode(lines)
+        self.append_frame(frame)
+
+    def encode(self, lines: Sequence[str]) -> Frame:
+        """Compress lines (without newlines) into the records of one append. Pure CPU,
+        touches no spool state: safe in a worker thread (zlib releases the GIL).
+
+        Raises ValueError if a line is empty or contains a newline.
+        """
         text = "\n".join(lines) + "\n"
         if "\0" in text:
             # Kept out of line protocol as in the raw-text format (servers refuse it anyway).
@@ -535,11 +570,19 @@ class Spool:
             text = text.replace("\0", "")
         data = text.encode("utf-8")
         # C-speed checks over the whole buffer instead of a loop over lines.
-        if data.count(b"\n") != len(lines) or data.startswith(b"\n") or b"\n\n" in data:
+        if not lines or data.count(b"\n") != len(lines) or data.startswith(b"\n") or b"\n\n" in data:
             raise ValueError("spool lines must be non-empty and must not contain newlines")
         parts = list(self._split(data, len(lines)))
         records = [encode_record(raw, n) for raw, n in parts]
-        frame = records[0] if len(records) == 1 else b"".join(records)
+        return Frame(
+            records[0] if len(records) == 1 else b"".join(records),
+            tuple((len(rec), n, len(raw)) for rec, (raw, n) in zip(records, parts, strict=True)),
+            len(lines),
+        )
+
+    def append_frame(self, frame: Frame) -> None:
+        """Append the records ``encode`` made: one write + one fdatasync; durable on return."""
+        self._check_open()
         if self._wseg is None or self._segs[self._wseg].size >= self.segment_bytes:
             self._new_segment()
         assert self._wseg is not None
@@ -547,17 +590,17 @@ class Spool:
         recs = self._segs[self._wseg]
         before = recs.size
         try:
-            _write_all(fd, frame)
+            _write_all(fd, frame.data)
             os.fdatasync(fd)
         except BaseException:
             # Never leave a partial record for the next append to follow.
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, before)
             raise
-        for rec, (raw, n) in zip(records, parts, strict=True):
-            recs.add(len(rec), n, len(raw))
-        self._pending_bytes += len(frame)
-        self._pending_lines += len(lines)
+        for length, n, raw in frame.records:
+            recs.add(length, n, raw)
+        self._pending_bytes += len(frame.data)
+        self._pending_lines += frame.lines
         if self._pending_bytes > self.max_bytes:
             self._enforce_cap()
 

@@ -3,6 +3,7 @@ tails, the size cap, and the upgrade of a v1 (raw text) spool directory."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import struct
@@ -14,7 +15,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from collector.sinks.base import Encoded, gunzip
-from collector.sinks.spool import HEADER_BYTES, Spool, SpoolLockedError, encode_record, split_lines
+from collector.sinks.spool import (
+    HEADER_BYTES,
+    OFFLOAD_LINES,
+    Spool,
+    SpoolLockedError,
+    encode_record,
+    split_lines,
+)
 from tests.sinks.v1spool import v1_ack_slot, v1_offset, v1_segment_bytes, write_v1_spool
 
 # The record header as documented in the spool's docstring, spelled out here so a
@@ -100,6 +108,31 @@ def test_a_big_append_is_a_few_records_in_one_write_and_one_fdatasync(
     monkeypatch.undo()
     assert [n for _, n, _, _ in records(segments(tmp_path / "s")[0])] == [1, 5, 5, 2]
     assert drain(spool) == lines(0, 13)
+
+
+def test_append_async_compresses_a_big_append_in_a_thread_and_is_durable_on_return(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    real = asyncio.to_thread
+
+    async def to_thread(func, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        threads.append(len(args[0]))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+
+    async def main() -> None:
+        spool = Spool(tmp_path / "s", max_bytes=10_000_000)
+        await spool.append_async(lines(0, 3))  # small: compressed on the loop
+        await spool.append_async(lines(3, OFFLOAD_LINES))
+        with pytest.raises(ValueError):
+            await spool.append_async(["m v=1 1", ""] * OFFLOAD_LINES)
+        spool.close()
+
+    asyncio.run(main())
+    assert threads == [OFFLOAD_LINES, 2 * OFFLOAD_LINES]
+    assert drain(Spool(tmp_path / "s", max_bytes=10_000_000)) == lines(0, 3 + OFFLOAD_LINES)
 
 
 def test_split_lines_bounds_lines_and_raw_bytes_and_a_long_line_runs_alone() -> None:
