@@ -9,6 +9,9 @@ Measured beside two references on the same, freshly started server:
 * ``writeapi``: influxdb-client's batching ``WriteApi`` (v2 API, so only
   against VictoriaMetrics; Debian's influxd 1.6 has no /api/v2/write).
 
+``--replay`` adds our path draining a spool that already holds the whole input
+(the backlog after an outage; filling it is not timed).
+
 Every scenario runs in its own child process on a fresh server data directory,
 so the peak RSS reported (``ru_maxrss``) is that path's alone. The input is a
 file of realistic ``inverter`` lines generated once (21 fields, 4 tags,
@@ -145,11 +148,16 @@ async def run_ours(args: argparse.Namespace) -> dict[str, Any]:
         sink = InfluxSink(args.url, "v1", database="solar", gzip_level=args.gzip)
     await sink.open(None)
     fwd = Forwarder(spool, sink, batch_lines=args.batch)
+    appended = 0
+    replay = args.role == "replay"
+    if replay:  # an outage's backlog: all of it spooled before the forwarder starts (not timed)
+        for chunk in read_chunks(Path(args.data), args.chunk):
+            spool.append(chunk)
+            appended += len(chunk)
     t0 = time.perf_counter()
     task = asyncio.create_task(fwd.run())
-    appended = 0
-    for chunk in read_chunks(Path(args.data), args.chunk):
-        spool.append(chunk)
+    for chunk in [] if replay else read_chunks(Path(args.data), args.chunk):
+        await spool.append_async(chunk)  # as App.deliver does
         appended += len(chunk)
         fwd.wake()
         await asyncio.sleep(0)
@@ -226,7 +234,7 @@ def run_writeapi(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def child_main(args: argparse.Namespace) -> None:
-    if args.role == "ours":
+    if args.role in ("ours", "replay"):
         result = asyncio.run(run_ours(args))
     elif args.role == "ceiling":
         result = asyncio.run(run_ceiling(args))
@@ -345,6 +353,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=1000, help="lines per Spool.append (one fsync each)")
     parser.add_argument("--no-writeapi", action="store_true")
+    parser.add_argument("--replay", action="store_true", help="also time our path draining a full spool")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario; the fastest is reported")
     parser.add_argument("--child", dest="role", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -369,6 +378,8 @@ def main() -> None:
     every: list[dict[str, Any]] = []
     for kind in args.servers.split(","):
         plan: list[tuple[str, int]] = [("ceiling", 1)] + [("ours", lvl) for lvl in levels]
+        if args.replay:
+            plan += [("replay", lvl) for lvl in levels]
         if kind == "vm" and not args.no_writeapi:
             plan.append(("writeapi", 1))
         for role, lvl in plan:

@@ -207,8 +207,8 @@ class App:
                     timeout=ic.timeout,
                     gzip_level=ic.gzip_level,
                 )
-            self.spool = self._open_spool()
             batch = cfg.influxdb.batch_size if cfg.influxdb else 5000
+            self.spool = self._open_spool(batch)
             self.forwarder = Forwarder(self.spool, self.sink, batch_lines=batch)
             if self.spool.pending:
                 log.info(
@@ -270,25 +270,26 @@ class App:
                 rt.client = client_cls(src, self.http, rt.budget, self.state, clock=self.clock)
             self.sources.append(rt)
 
-    def _open_spool(self) -> Spool:
+    def _open_spool(self, batch_lines: int) -> Spool:
         """The daemon's spool is `spool`; a command's is `spool-<pid>`, its own.
 
         So a `backfill` can run beside the daemon, and a daemon can start while a
         long backfill runs. Whoever runs adopts the lines of every spool that no
         running process holds (a command killed with lines undelivered, or the
-        daemon's own while it is stopped), so no point is stranded.
+        daemon's own while it is stopped), so no point is stranded. Its records
+        hold at most `batch_lines` lines, so a batch of whole records fits a write.
         """
         cfg = self.config
         if self.daemon:
             try:
-                spool = Spool(cfg.state_dir / "spool", cfg.buffer_max_size)
+                spool = Spool(cfg.state_dir / "spool", cfg.buffer_max_size, record_lines=batch_lines)
             except SpoolLockedError:
                 raise CollectorError(
                     f"another solar-collector daemon is running with state_dir {cfg.state_dir}"
                 ) from None
         else:
             self._private_spool = cfg.state_dir / f"spool-{os.getpid()}"
-            spool = Spool(self._private_spool, cfg.buffer_max_size)
+            spool = Spool(self._private_spool, cfg.buffer_max_size, record_lines=batch_lines)
         self.adopt_orphans(spool)
         return spool
 
@@ -513,7 +514,7 @@ class App:
             await self.sink.write(lines)
         else:
             assert self.spool is not None and self.forwarder is not None
-            self.spool.append(lines)
+            await self.spool.append_async(lines)  # a big one is compressed in a thread
             self.forwarder.wake()
         if rt is not None:
             rt.stats.points_written += len(lines)

@@ -6,9 +6,12 @@ server (counted, with the server's messages), or raises
 keeps the lines and tries again later. It never loses lines silently.
 
 ``EncodedSink`` is an optional capability (style.md: capabilities are their own
-small interfaces, checked by the pipeline): a sink that can take the spool's
-raw bytes and prepare the request body (gzip) ahead of time, so the forwarder
-compresses the next batch while the current one is in flight.
+small interfaces, checked by the pipeline): a sink that takes the spool's bytes
+and builds the request body itself. The spool keeps its records gzip'd (one
+gzip member per record), so a batch is already a multi-member gzip stream that
+such a sink can post as it is (``encode_gzip``); a sink that wants plain text
+gets the inflated lines (``encode``), prepared in a worker thread while the
+current batch is in flight.
 
 ``RetentionSink`` is another: a sink whose server can say how long it keeps a
 point, so a backfill spends no vendor call on data the server would drop.
@@ -17,11 +20,14 @@ point, so a backfill spends no vendor call on data the server would drop.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import aiohttp
+
+_INFLATE_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +68,49 @@ class Sink(Protocol):
         ...
 
 
+def gunzip(stream: bytes) -> bytes:
+    """Inflate a gzip stream of one or more members (RFC 1952 §2.2: members simply follow
+    each other). Raises zlib.error on a corrupt or truncated stream.
+
+    ``gzip.decompress`` does the same but copies the rest of the stream at every member
+    boundary; this copies at most one 64 KiB chunk per member.
+    """
+    out: list[bytes] = []
+    view = memoryview(stream)
+    pos = 0
+    while pos < len(view):
+        member = zlib.decompressobj(31)  # wbits 31: one gzip member
+        while not member.eof:
+            if pos >= len(view):
+                raise zlib.error("truncated gzip stream")
+            chunk = view[pos : pos + _INFLATE_CHUNK]
+            out.append(member.decompress(chunk))
+            pos += len(chunk) - len(member.unused_data)  # unused_data: the next member's start
+    return out[0] if len(out) == 1 else b"".join(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Encoded:
-    """A batch ready to send: the raw newline-terminated lines and the request body."""
+    """A batch ready to send: the request body and, when at hand, the raw lines.
 
-    raw: bytes
+    ``plain``: the newline-terminated lines, or None when only the gzip body exists
+    (a spool batch posted as it is); ``raw`` then inflates the body, which only the
+    rare paths need (bisecting a refused batch, halving on 413).
+    """
+
+    plain: bytes | None
     body: bytes
     lines: int
     content_encoding: str | None  # "gzip" or None
+
+    @property
+    def raw(self) -> bytes:
+        """The newline-terminated lines (inflated from the body if need be)."""
+        if self.plain is not None:
+            return self.plain
+        if self.content_encoding == "gzip":
+            return gunzip(self.body)
+        return self.body
 
 
 @runtime_checkable
@@ -78,6 +119,12 @@ class EncodedSink(Sink, Protocol):
 
     def encode(self, raw: bytes, lines: int) -> Encoded:
         """Build the request body for newline-terminated lines. Pure CPU; safe in a worker thread."""
+        ...
+
+    def encode_gzip(self, body: bytes, lines: int) -> Encoded | None:
+        """The request body for a gzip stream of newline-terminated lines (one or more
+        members), without recompressing: cheap, called on the event loop. None when this
+        sink posts plain text; the caller then inflates and calls ``encode`` (in a thread)."""
         ...
 
     async def write_encoded(self, batch: Encoded) -> WriteReport:

@@ -3,8 +3,10 @@
 Exactly one coroutine writes (``run``, or ``flush`` when ``run`` is not
 active), with one request in flight, so the server sees lines in append order
 (stack.md §1.3 ``concurrent_writes = 1``, §9 B6). While a POST is in flight the
-next batch is read from the spool and gzip'd in a worker thread (zlib releases
-the GIL), when the sink offers ``EncodedSink``.
+next batch is read from the spool, when the sink offers ``EncodedSink``: the
+spool's records are gzip members already, so a sink that posts gzip takes the
+batch as it is (``encode_gzip``, no work left); one that posts plain text gets
+it inflated in a worker thread (zlib releases the GIL).
 
 Outcomes of a write (the sink classifies statuses, see influxdb.py):
 
@@ -272,14 +274,15 @@ class Forwarder:
         if sink is None:
             return await self.sink.write(batch.lines())
         if encoded is None:
-            encoded = asyncio.ensure_future(asyncio.to_thread(sink.encode, batch.data, batch.count))
+            encoded = self._encode(sink, batch)
         body = await encoded
         send = asyncio.ensure_future(sink.write_encoded(body))
-        # One POST in flight; meanwhile read and gzip the next batch (order holds:
-        # it is only sent after this one is acked, and only if still the head).
+        # One POST in flight; meanwhile read (and inflate, if the sink wants text) the
+        # next batch (order holds: it is only sent after this one is acked, and only
+        # if still the head).
         nxt = self.spool.peek(self.batch_lines, self.batch_bytes, after=batch)
         if nxt is not None:
-            self._prepared = (nxt, asyncio.ensure_future(asyncio.to_thread(sink.encode, nxt.data, nxt.count)))
+            self._prepared = (nxt, self._encode(sink, nxt))
         try:
             return await send
         except BaseException:
@@ -288,6 +291,16 @@ class Forwarder:
                 self._prepared[1].cancel()
             self._prepared = (batch, encoded)
             raise
+
+    @staticmethod
+    def _encode(sink: EncodedSink, batch: Batch) -> asyncio.Future[Encoded]:
+        """The request body of a batch: its gzip stream as it is, else inflated in a thread."""
+        encoded = sink.encode_gzip(batch.gzip, batch.count)
+        if encoded is not None:
+            done: asyncio.Future[Encoded] = asyncio.get_running_loop().create_future()
+            done.set_result(encoded)
+            return done
+        return asyncio.ensure_future(asyncio.to_thread(lambda: sink.encode(batch.data, batch.count)))
 
     async def _drop_prepared(self) -> None:
         prepared, self._prepared = self._prepared, None

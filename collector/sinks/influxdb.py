@@ -25,7 +25,14 @@ connection errors
 the default one), 2.x ``GET /api/v2/buckets`` (``retentionRules``). Anything
 else (no permission, 404, VictoriaMetrics, a network error) is None: unknown.
 
-Bodies are gzip'd (level 1 by default: see bench/README.md). TLS
+Bodies are gzip'd (level 1 by default: see bench/README.md). A batch from
+the spool is already gzip'd (each spool record is one gzip member, level 1), so
+it is posted as that multi-member stream, without recompressing; influxd and
+VictoriaMetrics read every member (Go's ``compress/gzip`` reads multi-member
+streams by default; tests/sinks/test_influxdb.py checks both servers). So
+``gzip_level`` 1-9 all post the spool's level-1 members; the level applies to
+what ``write`` and the 400/413 splitting compress themselves. ``gzip_level`` 0
+posts plain text: the batch is inflated in the forwarder's worker thread. TLS
 verification is left on. Credentials go in headers only and never appear in
 ``repr``, exception messages or logs.
 """
@@ -351,6 +358,12 @@ class InfluxSink:
             return Encoded(raw, raw, lines, None)
         comp = zlib.compressobj(self.gzip_level, zlib.DEFLATED, 31)  # wbits 31: gzip container
         return Encoded(raw, comp.compress(raw) + comp.flush(), lines, "gzip")
+
+    def encode_gzip(self, body: bytes, lines: int) -> Encoded | None:
+        """Post a gzip stream (the spool's members) as it is; None with gzip_level 0 (plain text)."""
+        if self.gzip_level == 0:
+            return None
+        return Encoded(None, body, lines, "gzip")
 
     async def write_encoded(self, batch: Encoded) -> WriteReport:
         """Send one encoded batch, splitting / bisecting as the status requires."""

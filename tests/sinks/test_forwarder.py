@@ -188,7 +188,8 @@ def test_one_request_in_flight_and_lines_arrive_in_append_order(tmp_path: Path) 
         async with Slow() as peer:
             sink = InfluxSink(peer.url, "v2", bucket="b")
             await sink.open(None)
-            spool = Spool(tmp_path / "spool", 10_000_000)
+            # A batch is whole records; records of at most batch_lines lines, as the app opens it.
+            spool = Spool(tmp_path / "spool", 10_000_000, record_lines=7)
             fwd = Forwarder(spool, sink, batch_lines=7)
             task = asyncio.create_task(fwd.run())
             for k in range(20):
@@ -249,6 +250,40 @@ def test_flush_during_a_backoff_tries_again_at_once(tmp_path: Path) -> None:
 
     peer, ok = run(main())
     assert ok and peer.landed == lines(0, 4)
+
+
+@pytest.mark.parametrize("level", [1, 6, 0])
+def test_spool_records_go_out_as_they_are_and_only_plain_text_costs_a_thread(
+    tmp_path: Path, level: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = 0
+    real = asyncio.to_thread
+
+    async def to_thread(func, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal threads
+        threads += 1
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+
+    async def main() -> Peer:
+        async with Peer() as peer:
+            sink = InfluxSink(peer.url, "v2", bucket="b", gzip_level=level)
+            await sink.open(None)
+            spool = Spool(tmp_path / "spool", 10_000_000, record_lines=10)
+            for k in range(6):
+                spool.append(lines(k * 30, 30))
+            fwd = Forwarder(spool, sink, batch_lines=50)
+            assert await fwd.flush(10)
+            await sink.close()
+            return peer
+
+    peer = run(main())
+    assert peer.landed == lines(0, 180)
+    assert [len(r.lines) for r in peer.requests] == [50] * 3 + [30]  # whole 10-line records
+    encodings = {r.headers.get("Content-Encoding") for r in peer.requests}
+    assert encodings == ({None} if level == 0 else {"gzip"})
+    assert (threads > 0) == (level == 0)  # gzip members need no work; plain text is inflated
 
 
 # ------------------------------------------------------- real server outages

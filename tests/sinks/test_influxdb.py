@@ -9,6 +9,8 @@ import email.utils
 import gzip
 import json
 import time
+import zlib
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,6 +21,7 @@ from collector.errors import SinkAuthError, SinkRetryableError
 from collector.schema.point import Point
 from collector.sinks.base import EncodedSink, Sink, WriteReport
 from collector.sinks.influxdb import InfluxSink, parse_go_duration, parse_retry_after
+from collector.sinks.spool import Batch, Spool
 from tests.servers import InfluxServer, VictoriaServer, free_port
 from tests.sinks.conftest import ADMIN, AUTH_MAX_BODY, READER, Peer, Reply, Request, run
 
@@ -154,6 +157,72 @@ def test_whole_batch_400_is_bisected_so_only_the_bad_line_is_dropped(
     assert sum(forwarded) == 999 and len(forwarded) <= 12  # log2(1000) halves, not 999 requests
     samples = victoria.samples(f"{vm_meas}_pv_power_w")
     assert sum(len(s) for s in samples.values()) == 999
+
+
+def gzip_members(stream: bytes) -> int:
+    """How many gzip members follow each other in a stream."""
+    count = 0
+    while stream:
+        member = zlib.decompressobj(31)
+        member.decompress(stream)
+        assert member.eof
+        stream = member.unused_data
+        count += 1
+    return count
+
+
+def spool_batch(tmp_path: Path, lines: list[str], *, append: int, record_lines: int) -> Batch:
+    """The spool's first batch after appending ``lines`` ``append`` at a time: many records."""
+    spool = Spool(tmp_path / "spool", 10_000_000, record_lines=record_lines)
+    for k in range(0, len(lines), append):
+        spool.append(lines[k : k + append])
+    batch = spool.peek(max_lines=len(lines))
+    spool.close()
+    assert batch is not None and batch.count == len(lines)
+    return batch
+
+
+async def write_batch(sink: InfluxSink, batch: Batch) -> WriteReport:
+    encoded = sink.encode_gzip(batch.gzip, batch.count)
+    assert encoded is not None and encoded.body is batch.gzip  # posted as it is, not recompressed
+    await sink.open(None)
+    try:
+        return await sink.write_encoded(encoded)
+    finally:
+        await sink.close()
+
+
+def test_a_multi_record_spool_batch_posted_as_gzip_lands_whole_in_influxd(
+    tmp_path: Path, influxd: InfluxServer, influx_db: str
+) -> None:
+    batch = spool_batch(tmp_path, inverter_lines(600), append=90, record_lines=40)
+    assert gzip_members(batch.gzip) == 20  # 6 appends of 90 (40 + 40 + 10) and one of 60 (40 + 20)
+    report = run(write_batch(InfluxSink(influxd.url, "v1", database=influx_db), batch))
+    assert report == WriteReport(600, 0, [])
+    # Every member was read: a server stopping after the first would hold 40.
+    assert influxd.count("inverter", "pv_power_w", db=influx_db) == 600
+
+
+def test_a_multi_record_spool_batch_posted_as_gzip_lands_whole_in_victoriametrics(
+    tmp_path: Path, victoria: VictoriaServer, vm_meas: str
+) -> None:
+    batch = spool_batch(tmp_path, inverter_lines(600, measurement=vm_meas), append=90, record_lines=40)
+    assert gzip_members(batch.gzip) == 20
+    sink = InfluxSink(victoria.url, "v2", org="home", bucket="solar")
+    assert run(write_batch(sink, batch)).written == 600
+    assert victoria.count(f"{vm_meas}_pv_power_w") == 600
+
+
+def test_a_spool_batch_over_the_body_limit_is_inflated_and_halved(
+    tmp_path: Path, influxd_auth: InfluxServer
+) -> None:
+    user, password = ADMIN
+    sink = InfluxSink(influxd_auth.url, "v1", database="solar", username=user, password=password)
+    batch = spool_batch(tmp_path, inverter_lines(3000, device="spooled"), append=500, record_lines=500)
+    assert len(batch.gzip) > AUTH_MAX_BODY  # 413 from the real server, then halves of the raw lines
+    assert run(write_batch(sink, batch)) == WriteReport(3000, 0, [])
+    rows = influxd_auth.rows('SELECT "pv_power_w" FROM "inverter" WHERE device = \'spooled\'', db="solar")
+    assert len(rows) == 3000
 
 
 def test_401_holds_and_never_shows_the_password(influxd_auth: InfluxServer) -> None:
@@ -308,6 +377,16 @@ def test_gzip_level_zero_sends_plain_text_and_levels_round_trip() -> None:
         assert gzip.decompress(enc.body) == raw and enc.content_encoding == "gzip"
     plain = InfluxSink("http://h", "v1", database="d", gzip_level=0).encode(raw, 50)
     assert plain.body == raw and plain.content_encoding is None
+
+
+def test_spool_members_are_posted_as_they_are_at_any_level_but_zero() -> None:
+    raw = ("\n".join(inverter_lines(50)) + "\n").encode()
+    members = gzip.compress(raw[:2000], 1) + gzip.compress(raw[2000:], 1)
+    for level in (1, 6, 9):
+        enc = InfluxSink("http://h", "v1", database="d", gzip_level=level).encode_gzip(members, 50)
+        assert enc is not None and enc.body is members and enc.content_encoding == "gzip"
+        assert enc.plain is None and enc.raw == raw  # inflated only when asked (400, 413)
+    assert InfluxSink("http://h", "v1", database="d", gzip_level=0).encode_gzip(members, 50) is None
 
 
 def test_parse_retry_after_rules() -> None:
