@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import aiohttp
@@ -237,6 +237,17 @@ class PeriodHistoryCapable(Protocol):
     ) -> PollResult:
         """`energy` points of the periods from the one holding `first` to the one holding
         `last` (local dates, both included)."""
+
+
+def request_object(request: str) -> dict[str, Any]:
+    """A saved request body (`parse --request`) as a JSON object; ValueError otherwise."""
+    try:
+        body = json.loads(request)
+    except ValueError as err:
+        raise ValueError(f"the request body is not JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise ValueError("the request body is not a JSON object")
+    return body
 
 
 #: The longest vendor message an exception quotes.

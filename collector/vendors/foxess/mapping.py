@@ -18,7 +18,6 @@ field notes (research/foxess.md) or the doc (vendor-docs/foxess-open-api.txt).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -40,6 +39,7 @@ from collector.schema.mapping import (
 )
 from collector.schema.plausible import CORRUPT_ABOVE, Memory, refuse_corrupt
 from collector.schema.point import Point
+from collector.vendors.base import request_object
 from collector.vendors.foxess.codes import result_of
 from collector.vendors.foxess.responses import (
     Generation,
@@ -631,12 +631,7 @@ def _requested_sns(request: str | None) -> set[str] | None:
     """The serials a saved real-time / history request body names (`sns`, `sn`); None: any."""
     if request is None:
         return None
-    try:
-        body = json.loads(request)
-    except ValueError as err:
-        raise ValueError(f"the request body is not JSON: {err}") from None
-    if not isinstance(body, dict):
-        raise ValueError("the request body is not a JSON object")
+    body = request_object(request)
     sns = body.get("sns")
     if isinstance(sns, list):
         return {str(sn) for sn in sns}

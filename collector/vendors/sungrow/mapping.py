@@ -50,7 +50,7 @@ from collector.schema.mapping import (
 )
 from collector.schema.plausible import Memory
 from collector.schema.point import Point
-from collector.vendors.base import Device
+from collector.vendors.base import Device, request_object
 from collector.vendors.sungrow.codes import VENDOR, unwrap
 from collector.vendors.sungrow.responses import (
     DayRequest,
@@ -1014,12 +1014,7 @@ def _requested(request: str | None) -> set[str] | None:
     """The ps_keys a saved request body names (`ps_key_list`); None: any."""
     if request is None:
         return None
-    try:
-        body = json.loads(request)
-    except ValueError as err:
-        raise ValueError(f"the request body is not JSON: {err}") from None
-    if not isinstance(body, dict):
-        raise ValueError("the request body is not a JSON object")
+    body = request_object(request)
     keys = body.get("ps_key_list")
     if isinstance(keys, str):
         keys = keys.split(",")

@@ -18,6 +18,7 @@ from collector.vendors.foxess.mapping import (
 )
 from collector.vendors.foxess.variables import RUNNING_STATES
 from tests.conftest import ROOT
+from tests.vendors.pages import marked_table
 
 PAGE = ROOT / "docs" / "vendors" / "foxess.md"
 _N = range(1, 19)
@@ -25,17 +26,7 @@ _PHASES = (("R", "a"), ("S", "b"), ("T", "c"))
 
 
 def table(name: str) -> list[list[str]]:
-    """The body rows of the table between `<!-- mapping:name -->` and `<!-- /mapping -->`."""
-    text = PAGE.read_text()
-    start = text.index(f"<!-- mapping:{name} -->")
-    end = text.index("<!-- /mapping -->", start)
-    rows = []
-    for line in text[start:end].splitlines():
-        if not line.startswith("| ") or line.startswith("| ---"):
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-        rows.append([c.strip("`") for c in cells])
-    return rows[1:]  # without the header
+    return marked_table(PAGE, name)
 
 
 def expand(var: str, field: str) -> list[tuple[str, str]]:

@@ -37,22 +37,13 @@ from collector.vendors.sungrow.mapping import (
     TABLES,
 )
 from tests.conftest import ROOT
+from tests.vendors.pages import marked_table
 
 PAGE = ROOT / "docs" / "vendors" / "sungrow.md"
 
 
 def table(name: str) -> list[list[str]]:
-    """The body rows of the table between `<!-- mapping:name -->` and `<!-- /mapping -->`."""
-    text = PAGE.read_text()
-    start = text.index(f"<!-- mapping:{name} -->")
-    end = text.index("<!-- /mapping -->", start)
-    rows = []
-    for line in text[start:end].splitlines():
-        if not line.startswith("| ") or line.startswith("| ---"):
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-        rows.append([c.strip("`") for c in cells])
-    return rows[1:]  # without the header
+    return marked_table(PAGE, name)
 
 
 def unit_key(unit: str | None) -> str:
