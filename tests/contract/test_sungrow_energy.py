@@ -45,7 +45,8 @@ def config(tmp_path: Path, url: str, influx: InfluxServer, db: str) -> Path:
         f"    appkey: {DEMO_APPKEY}\n"
         f"    access_key: {DEMO_ACCESS_KEY}\n"
         f"    username: {DEMO_USER}\n"
-        f'    password: "{DEMO_PASSWORD}"\n',
+        f'    password: "{DEMO_PASSWORD}"\n'
+        "    limits: {per_second: 9}\n",  # the gateway's bucket refills 10 a second
     )
 
 
