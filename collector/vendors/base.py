@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from collector.errors import (
+    BudgetExhaustedError,
+    VendorAuthError,
+    VendorDataQualityError,
+    VendorRateLimitError,
+    VendorResponseError,
+    VendorTransientError,
+)
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -248,6 +257,17 @@ def request_object(request: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("the request body is not a JSON object")
     return body
+
+
+#: Errors that end a client's run at once: a further call would be refused too (rate,
+#: quota, budget) or could not be made (auth). What was fetched before is returned with it.
+STOP_ERRORS: tuple[type[Exception], ...] = (VendorRateLimitError, VendorAuthError, BudgetExhaustedError)
+#: Errors that fail one batch / one device only: the others go on.
+BATCH_ERRORS: tuple[type[Exception], ...] = (
+    VendorTransientError,
+    VendorResponseError,
+    VendorDataQualityError,
+)
 
 
 #: The longest vendor message an exception quotes.

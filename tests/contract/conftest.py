@@ -427,8 +427,15 @@ TODAY = "yield_energy_today_wh"
 OPTIONAL_TODAY = "?" + TODAY  # the key of an expectation that holds only when the field is there
 
 
-def mismatches(row: Mapping[str, Any], expected: Mapping[str, Expected]) -> list[str]:
-    """What differs between a stored row and the expectation (missing, wrong, unexpected fields)."""
+def mismatches(
+    row: Mapping[str, Any],
+    expected: Mapping[str, Expected],
+    *,
+    no_truth: frozenset[str] = NO_TRUTH,
+    tags: frozenset[str] = TAG_COLUMNS,
+) -> list[str]:
+    """What differs between a stored row and the expectation (missing, wrong, unexpected
+    fields; keys starting with ``?``: optional). `no_truth`: fields allowed without one."""
     out = []
     for key, want in expected.items():
         name = key.lstrip("?")
@@ -438,7 +445,7 @@ def mismatches(row: Mapping[str, Any], expected: Mapping[str, Expected]) -> list
         ok = want.holds(got) if isinstance(want, Within) else got == want
         if not ok:
             out.append(f"{name}={got!r}, truth {want}")
-    extra = set(row) - {k.lstrip("?") for k in expected} - NO_TRUTH - TAG_COLUMNS
+    extra = set(row) - {k.lstrip("?") for k in expected} - no_truth - tags
     if extra:
         out.append(f"fields without a truth: {sorted(extra)}")
     return out

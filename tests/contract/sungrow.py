@@ -45,7 +45,8 @@ from collector.simulators.sungrow import (
     SungrowUser,
     code_name,
 )
-from tests.contract.conftest import Expected, Within, near, spawn_collector
+from tests.contract.conftest import Expected, near, spawn_collector
+from tests.contract.conftest import mismatches as conftest_mismatches
 from tests.daemon import json_lines
 
 ZONE = "Europe/Berlin"
@@ -361,19 +362,7 @@ TAGS = frozenset({"time", "vendor", "source", "site", "device", "period"})
 
 def mismatches(row: Mapping[str, Any], expected: Mapping[str, Expected]) -> list[str]:
     """Missing, wrong and unexpected fields of a stored row (keys starting with ``?``: optional)."""
-    out = []
-    for key, want in expected.items():
-        name = key.lstrip("?")
-        if key.startswith("?") and name not in row:
-            continue
-        got = row.get(name)
-        ok = want.holds(got) if isinstance(want, Within) else got == want
-        if not ok:
-            out.append(f"{name}={got!r}, truth {want}")
-    extra = set(row) - {k.lstrip("?") for k in expected} - TAGS
-    if extra:
-        out.append(f"fields without a truth: {sorted(extra)}")
-    return out
+    return conftest_mismatches(row, expected, no_truth=frozenset(), tags=frozenset(TAGS))
 
 
 def expected_row(plant: Plant, device: str, t: int) -> dict[str, Expected]:

@@ -24,14 +24,20 @@ from collector.errors import (
     VendorError,
     VendorRateLimitError,
     VendorResponseError,
-    VendorTransientError,
 )
 from collector.log import get_logger
 from collector.schema.mapping import MappingStats
 from collector.schema.plausible import Memory
 from collector.schema.point import Point
 from collector.state import State
-from collector.vendors.base import Device, PollResult, devices_from_json, devices_to_json
+from collector.vendors.base import (
+    BATCH_ERRORS,
+    STOP_ERRORS,
+    Device,
+    PollResult,
+    devices_from_json,
+    devices_to_json,
+)
 from collector.vendors.foxess.codes import QUOTA_PAUSE, RATE_LIMIT_PAUSE, VENDOR
 from collector.vendors.foxess.faults import FaultEvent, FaultTracker, fault_points
 from collector.vendors.foxess.generation import PendingGeneration, resolve, window_wait
@@ -112,15 +118,6 @@ FAULT_TABLE_RETRY = 3600.0
 ACCESS_CHECK_EVERY = 3600.0
 #: Secondary calls (fault table, access count) never hold a poll up longer than this.
 SIDE_CALL_MAX_WAIT = 10.0
-#: Errors that end a run at once: a further call would be refused too (rate, quota,
-#: budget) or could not be signed (auth). What was fetched before is returned with it.
-STOP_ERRORS: tuple[type[Exception], ...] = (VendorRateLimitError, VendorAuthError, BudgetExhaustedError)
-#: Errors that fail one batch / one device only: the others go on.
-BATCH_ERRORS: tuple[type[Exception], ...] = (
-    VendorTransientError,
-    VendorResponseError,
-    VendorDataQualityError,
-)
 
 T = TypeVar("T")
 

@@ -42,14 +42,21 @@ from collector.errors import (
     VendorDataQualityError,
     VendorError,
     VendorRateLimitError,
-    VendorResponseError,
     VendorTransientError,
 )
 from collector.log import get_logger
 from collector.schema.mapping import MappingStats
 from collector.schema.plausible import Memory
 from collector.state import State
-from collector.vendors.base import Device, Limits, PollResult, devices_from_json, devices_to_json
+from collector.vendors.base import (
+    BATCH_ERRORS,
+    STOP_ERRORS,
+    Device,
+    Limits,
+    PollResult,
+    devices_from_json,
+    devices_to_json,
+)
 from collector.vendors.sungrow import mapping, points
 from collector.vendors.sungrow.codes import VENDOR, NotGrantedError
 from collector.vendors.sungrow.quota import read_call_info
@@ -101,12 +108,6 @@ SIDE_CALL_MAX_WAIT = 10.0
 #: The realtime endpoints take at most 100 point ids per call (research/sungrow.md §7.1).
 MAX_REALTIME_POINTS = 100
 
-STOP_ERRORS: tuple[type[Exception], ...] = (VendorRateLimitError, VendorAuthError, BudgetExhaustedError)
-BATCH_ERRORS: tuple[type[Exception], ...] = (
-    VendorTransientError,
-    VendorResponseError,
-    VendorDataQualityError,
-)
 
 
 def _chunks(items: Sequence[Device], size: int) -> list[list[Device]]:
