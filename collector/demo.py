@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -23,7 +24,6 @@ from collector.log import configure, get_logger
 from collector.schema.fields import field_spec
 from collector.simulators import SIMULATORS
 from collector.simulators import sungrow as sungrow_sim
-from collector.simulators.base import SimThread
 from collector.sinks.local import LocalStore
 from collector.vendors import VENDORS
 
@@ -44,17 +44,52 @@ DEMO_SOURCES: dict[str, dict[str, Any]] = {
 }
 
 
+class SimProcess:
+    """A simulated cloud in a process of its own (`python -m collector.simulators SLUG`), as a
+    real cloud is apart from us: it stamps a request when it arrives, whatever the daemon or
+    another simulator is busy with (in one process, a simulator computing a year of history
+    holds the interpreter, and another's per-second check sees squeezed gaps)."""
+
+    def __init__(self, slug: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "collector.simulators", slug],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    async def url(self, timeout: float = 30.0) -> str:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
+        if not line.startswith("http"):
+            self.stop()
+            raise RuntimeError("the simulator did not start")
+        return line.strip()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
 async def _run(seconds: float, state_dir: Path, out: TextIO) -> int:
-    sims: list[SimThread] = []
+    sims: list[SimProcess] = []
     sources = []
     for slug, extra in DEMO_SOURCES.items():
         if slug not in VENDORS or slug not in SIMULATORS:
             continue
-        # Each simulated cloud in its own thread, as a real cloud is apart from us: it sees
-        # a request when it arrives, whatever the daemon's event loop is busy with.
-        sim = SimThread(SIMULATORS[slug].demo())
-        base_url = sim.start()
+        sim = SimProcess(slug)
         sims.append(sim)
+        try:
+            base_url = await sim.url()
+        except BaseException:
+            for started in sims:
+                started.stop()
+            raise
         sources.append(
             {
                 "name": f"demo-{slug}",
