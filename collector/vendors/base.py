@@ -248,6 +248,22 @@ class PeriodHistoryCapable(Protocol):
         `last` (local dates, both included)."""
 
 
+def looks_like_html(content_type: str, text: str) -> bool:
+    """An HTML page (a proxy's, a login or maintenance page) rather than the vendor's JSON."""
+    return "html" in content_type.lower() or text.lstrip()[:1] == "<"
+
+
+def load_saved(text: str, *, title: str, vendor: str, endpoint: str) -> Any:
+    """A saved answer (`solar-collector parse`) as JSON; malformed JSON is the same
+    `VendorDataQualityError` a live answer would raise."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise VendorDataQualityError(
+            f"{title} {endpoint}: malformed JSON", vendor=vendor, endpoint=endpoint
+        ) from None
+
+
 def request_object(request: str) -> dict[str, Any]:
     """A saved request body (`parse --request`) as a JSON object; ValueError otherwise."""
     try:

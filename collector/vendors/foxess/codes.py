@@ -31,7 +31,7 @@ from collector.errors import (
     VendorResponseError,
     VendorTransientError,
 )
-from collector.vendors.base import quote_message
+from collector.vendors.base import load_saved, looks_like_html, quote_message
 
 VENDOR = "foxess"
 
@@ -119,11 +119,6 @@ def _retry_after(value: str | None, now: float) -> float:
     return now + RATE_LIMIT_PAUSE
 
 
-def _looks_like_html(content_type: str, text: str) -> bool:
-    head = text.lstrip()[:100].lower()
-    return "html" in content_type.lower() or head.startswith(("<!doctype", "<html", "<"))
-
-
 def unwrap(
     status: int,
     text: str,
@@ -151,7 +146,7 @@ def unwrap(
         raise VendorTransientError(f"{where} (server error)", **kw)
     if status >= 400:
         raise VendorResponseError(f"{where} (request refused)", **kw)
-    if _looks_like_html(content_type, text):
+    if looks_like_html(content_type, text):
         raise VendorTransientError(f"{where} answered an HTML page ({len(text)} bytes), not JSON", **kw)
     try:
         body = json.loads(text)
@@ -182,12 +177,7 @@ def _errno(value: object) -> int | None:
 def result_of(text: str, *, endpoint: str = "saved response") -> Any:
     """`result` of a saved response (for the `parse` command): the envelope is checked
     when there is one; a bare result (list / object without `errno`) is accepted."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise VendorDataQualityError(
-            f"FoxESS {endpoint}: malformed JSON", vendor=VENDOR, endpoint=endpoint
-        ) from None
+    body = load_saved(text, title="FoxESS", vendor=VENDOR, endpoint=endpoint)
     if isinstance(body, dict) and "errno" in body:
         return unwrap(200, text, endpoint=endpoint, now=0.0, content_type="application/json")
     return body

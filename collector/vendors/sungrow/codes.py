@@ -51,7 +51,7 @@ from collector.errors import (
     VendorResponseError,
     VendorTransientError,
 )
-from collector.vendors.base import quote_message
+from collector.vendors.base import looks_like_html, quote_message
 
 VENDOR = "sungrow"
 SUCCESS = "1"
@@ -274,11 +274,6 @@ def error_for(
     return VendorResponseError(text + " (unknown result_code)", **kw)
 
 
-def _looks_like_html(content_type: str, text: str) -> bool:
-    head = text.lstrip()[:100].lower()
-    return "html" in content_type.lower() or head.startswith("<")
-
-
 def result_code(value: object) -> str | None:
     """The envelope's `result_code` as a string ("1", "E00003", "010"); None if unusable.
 
@@ -313,7 +308,7 @@ def unwrap(
     kw: dict[str, Any] = {"vendor": VENDOR, "endpoint": endpoint, "code": status}
     where = f"iSolarCloud {endpoint}: HTTP {status}"
     body: Any = None
-    if text.strip() and not _looks_like_html(content_type, text):
+    if text.strip() and not looks_like_html(content_type, text):
         try:
             body = json.loads(text)
         except ValueError:
@@ -344,7 +339,7 @@ def unwrap(
         raise VendorResponseError(f"{where} (request refused)", **kw)
     if not text.strip():
         raise VendorTransientError(f"{where} answered an empty body", **kw)
-    if _looks_like_html(content_type, text):
+    if looks_like_html(content_type, text):
         raise VendorTransientError(f"{where} answered an HTML page ({len(text)} bytes), not JSON", **kw)
     if body is None:
         raise VendorTransientError(f"{where} answered invalid JSON ({len(text)} bytes)", **kw)

@@ -28,13 +28,11 @@ simulator (`collector/simulators/sungrow.py`) decided and the docs page says so.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from collector.errors import VendorDataQualityError
 from collector.log import get_logger
 from collector.schema.mapping import (
     FieldMap,
@@ -50,7 +48,7 @@ from collector.schema.mapping import (
 )
 from collector.schema.plausible import Memory
 from collector.schema.point import Point
-from collector.vendors.base import Device, request_object
+from collector.vendors.base import Device, load_saved, request_object
 from collector.vendors.sungrow.codes import VENDOR, unwrap
 from collector.vendors.sungrow.responses import (
     DayRequest,
@@ -999,12 +997,7 @@ def _plant_groups(rec: PlantRecord, stats: MappingStats, now: float | None) -> d
 def result_of(text: str, *, endpoint: str) -> Any:
     """`result_data` of a saved answer: the envelope's `result_code` is checked
     (`codes.unwrap`); a bare `result_data` object is accepted too."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise VendorDataQualityError(
-            f"iSolarCloud {endpoint}: malformed JSON", vendor=VENDOR, endpoint=endpoint
-        ) from None
+    body = load_saved(text, title="iSolarCloud", vendor=VENDOR, endpoint=endpoint)
     if isinstance(body, dict) and "result_code" in body:
         return unwrap(200, text, endpoint=endpoint, now=0.0, content_type="application/json")
     return body
