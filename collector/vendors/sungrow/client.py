@@ -60,6 +60,7 @@ from collector.vendors.base import (
 from collector.vendors.sungrow import mapping, points
 from collector.vendors.sungrow.codes import VENDOR, NotGrantedError
 from collector.vendors.sungrow.quota import read_call_info
+from collector.vendors.sungrow.responses import fault_record
 from collector.vendors.sungrow.spec import BATCH, MINUTE_WINDOW
 from collector.vendors.sungrow.transport import SungrowTransport
 
@@ -146,17 +147,6 @@ def _standard_offset(zone: ZoneInfo, when: float) -> int:
 
 def _local(ts: float, zone: ZoneInfo, fmt: str) -> str:
     return dt.datetime.fromtimestamp(ts, zone).strftime(fmt)
-
-
-def fault_status(row: Mapping[str, Any]) -> str | None:
-    """`process_status` of a getFaultAlarmInfo record: 9 closed; 1 or 8 open (vendor doc
-    §2.9.5); anything else None (the record is skipped)."""
-    value = str(row.get("process_status", "")).strip()
-    if value == "9":
-        return "closed"
-    if value in ("1", "8"):
-        return "open"
-    return None
 
 
 class SungrowClient:
@@ -598,9 +588,10 @@ class SungrowClient:
         open_now: dict[str, dict[str, Any]] = {}
         for row in rows:
             code = str(row.get("fault_code") or "")
-            status = fault_status(row)
+            # The mapping's rule (an over_time, or process_status 4 / 9: closed), not another one.
+            status = "closed" if mapping.is_closed(fault_record(row)) else "open"
             dev = by_key.get(str(row.get("ps_key") or ""))
-            if not code or status is None or dev is None:
+            if not code or dev is None:
                 continue
             if status == "open":
                 month = code.split(".")[1] if code.count(".") >= 2 else this_month

@@ -264,6 +264,23 @@ class Faults:
     row_count: int | None
 
 
+def fault_record(row: Mapping[str, Any]) -> FaultRecord:
+    """One getFaultAlarmInfo row (an object) as a record."""
+    return FaultRecord(
+        ps_id=_text(row.get("ps_id")),
+        ps_key=_text(row.get("ps_key")),
+        uid=_text(row.get("fault_code")),
+        type_code=row.get("fault_type_code"),
+        fault_type=row.get("fault_type"),
+        level=row.get("fault_level"),
+        process_status=row.get("process_status"),
+        name=row.get("fault_name"),
+        desc=row.get("fault_desc"),
+        create_time=row.get("create_time"),
+        over_time=row.get("over_time"),
+    )
+
+
 def read_faults(result_data: Any, stats: MappingStats, endpoint: str = "getFaultAlarmInfo") -> Faults:
     """`{pageList: [...], rowCount}` (doc §2.9.4)."""
     data = _object(result_data, endpoint, "result_data")
@@ -272,21 +289,7 @@ def read_faults(result_data: Any, stats: MappingStats, endpoint: str = "getFault
         if not isinstance(row, dict):
             stats.drop_record("?", "bad_record", "a fault row is not an object")
             continue
-        out.append(
-            FaultRecord(
-                ps_id=_text(row.get("ps_id")),
-                ps_key=_text(row.get("ps_key")),
-                uid=_text(row.get("fault_code")),
-                type_code=row.get("fault_type_code"),
-                fault_type=row.get("fault_type"),
-                level=row.get("fault_level"),
-                process_status=row.get("process_status"),
-                name=row.get("fault_name"),
-                desc=row.get("fault_desc"),
-                create_time=row.get("create_time"),
-                over_time=row.get("over_time"),
-            )
-        )
+        out.append(fault_record(row))
     count = data.get("rowCount")
     return Faults(tuple(out), count if isinstance(count, int) and not isinstance(count, bool) else None)
 
