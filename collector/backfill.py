@@ -370,7 +370,8 @@ class Backfiller:
     ) -> list[tuple[str, tuple[Device, ...], int, int, tuple[tuple[int, int], ...]]]:
         """(period, devices, first, last period number, each device's checkpoint window)
         of every cell of `period_span` periods that the ranges touch and that is not
-        checkpointed yet, batched by group and zone as the client allows."""
+        checkpointed yet, batched by group and zone as the client allows. Only periods
+        that are over: today, this month and this year are the `energy` stream's."""
         client = self.client
         if not isinstance(client, PeriodHistoryCapable):
             return []
@@ -390,7 +391,15 @@ class Backfiller:
                         continue
                     stream = f"{STREAM}:{period}"
                     done = dict(state.windows_done(self.rt.cfg.name, dev.sn, stream))
-                    lo, hi = period_index(first_day, period), period_index(last_day, period)
+                    # Periods that are over only: the one running now is the live `energy`
+                    # stream's (it asks for it every run), not asked for twice.
+                    current = period_index(
+                        dt.datetime.fromtimestamp(self.app.clock.time(), tz).date(), period
+                    )
+                    lo = period_index(first_day, period)
+                    hi = min(period_index(last_day, period), current - 1)
+                    if hi < lo:
+                        continue
                     for cell in range(lo // span, hi // span + 1):
                         a = max(lo, cell * span)
                         b = min(hi, cell * span + span - 1)

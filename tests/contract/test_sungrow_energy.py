@@ -53,29 +53,40 @@ def config(tmp_path: Path, url: str, influx: InfluxServer, db: str) -> Path:
 def test_day_totals_are_backfilled_and_finished_periods_never_asked_again(
     tmp_path: Path, influxd: InfluxServer, influx_db: str
 ) -> None:
-    today = datetime.now(ZoneInfo(ZONE)).date()
-    since = today - timedelta(days=2)
-    truth = plant(today - timedelta(days=30))
-    sim = SungrowSim(plant(today - timedelta(days=30)))
+    now = datetime.now(ZoneInfo(ZONE))
+    today = now.date()
+    # Three days that always hold the end of last month (a finished month to backfill),
+    # ending no later than today.
+    until = min(today, today.replace(day=1) + timedelta(days=1))
+    since = until - timedelta(days=3)
+    truth = plant(today - timedelta(days=40))
+    sim = SungrowSim(plant(today - timedelta(days=40)))
+    args = ["--since", since.isoformat(), "--until", until.isoformat()]
     with SimThread(sim) as served:
         cfg = config(tmp_path, served.url, influxd, influx_db)
-        first = collector_cli(["backfill", "-c", str(cfg), "--since", since.isoformat()], timeout=300)
+        first = collector_cli(["backfill", "-c", str(cfg), *args], timeout=300)
         assert first.returncode == 0, first.stderr[-3000:]
         calls_first = [c for c in sim.calls if c.path == DAY_PATH]
-        again = collector_cli(["backfill", "-c", str(cfg), "--since", since.isoformat()], timeout=300)
+        again = collector_cli(["backfill", "-c", str(cfg), *args], timeout=300)
         assert again.returncode == 0, again.stderr[-3000:]
         calls_again = [c for c in sim.calls if c.path == DAY_PATH][len(calls_first) :]
 
-    # One call per device type (1, 14 and the meter 7) and cell: of 100 days, 24 months, 5 years.
-    span = [since + timedelta(days=n) for n in range((today - since).days + 1)]
+    # One call per device type (1, 14 and the meter 7) and cell (100 days, 24 months, 5 years)
+    # of the periods that are over; today, this month and this year are the energy stream's.
+    span = [
+        since + timedelta(days=n) for n in range((until - since).days) if since + timedelta(days=n) < today
+    ]
+    months = {(d.year, d.month) for d in span if (d.year, d.month) < (today.year, today.month)}
     cells = (
         len({d.toordinal() // 100 for d in span})
-        + len({(d.year * 12 + d.month - 1) // 24 for d in span})
-        + len({d.year // 5 for d in span})
+        + len({(y * 12 + m - 1) // 24 for y, m in months})
+        + len({d.year // 5 for d in span if d.year < today.year})
     )
     assert len(calls_first) == 3 * cells, [c.path for c in calls_first]
-    # The second run: only the cells that hold today (not yet final), one per kind and type.
-    assert len(calls_again) == 3 * 3
+    # The second run asks for nothing: every period asked for is over and checkpointed
+    # (a day ended less than an hour ago is not final yet: asked once more).
+    settled = (now - datetime.combine(until, datetime.min.time(), ZoneInfo(ZONE))).total_seconds() >= 3600
+    assert len(calls_again) == (0 if settled else 3), [c.path for c in calls_again]
 
     got = rows(influxd, influx_db, "SELECT * FROM energy WHERE period = 'day'")
     by_device: dict[str, dict[int, dict[str, Any]]] = {}
@@ -83,13 +94,12 @@ def test_day_totals_are_backfilled_and_finished_periods_never_asked_again(
         by_device.setdefault(str(r["device"]), {})[int(r["time"])] = r
     for sn, field in ((HYB, "pv_wh"), (PVO, "yield_wh")):
         days = by_device[sn]
-        for n in range(2):
-            d = since + timedelta(days=n)
+        for d in span:
             start = local_midnight(ZONE, d)
             assert start in days, (sn, d)
             energy = truth.energy(sn, start, local_midnight(ZONE, d + timedelta(days=1)))
             want = energy.pv_wh if field == "pv_wh" else energy.yield_wh
             # The day's counter at its last 5-minute upload: within one upload's energy.
             assert abs(float(days[start][field]) - want) <= max(60.0, 0.02 * want), (sn, d, field)
-    months = rows(influxd, influx_db, "SELECT * FROM energy WHERE period = 'month'")
-    assert {str(r["device"]) for r in months} >= {HYB, PVO}
+    month_rows = rows(influxd, influx_db, "SELECT * FROM energy WHERE period = 'month'")
+    assert {str(r["device"]) for r in month_rows} >= {HYB, PVO}
