@@ -50,7 +50,15 @@ from collector.schema import plausible
 from collector.schema.fields import FieldSpec, FieldType, SchemaError, check_tags, measurement_spec
 from collector.schema.point import FieldValue, Point
 from collector.schema.timeparse import TimeParseError, parse_zone, to_utc_seconds
-from collector.schema.units import Unit, UnitError, convert, parse_unit, quantize, quantum_in, tidy
+from collector.schema.units import (
+    Unit,
+    UnitError,
+    convert_rounded,
+    parse_unit,
+    quantize,
+    quantum_in,
+    tidy,
+)
 
 __all__ = [
     "ABSENT_REASONS",
@@ -170,6 +178,29 @@ def _row_targets(row: Row) -> tuple[str, ...]:
     return (row.positive, row.negative) if isinstance(row, SplitMap) else (row.target,)
 
 
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One row as `apply` runs it: everything the table knows about it, looked up once.
+
+    `shared`: another row of the table writes one of its targets, so whether the row is
+    read, and whether a value it leaves out is counted, depends on what the others gave.
+    """
+
+    row: Row
+    source: str
+    targets: tuple[str, ...]
+    split: bool
+    invert: bool
+    kind: Kind
+    transform: Callable[[Any], Any] | None
+    spec: FieldSpec
+    vendor: Unit | None
+    schema: Unit | None
+    step: Decimal | None
+    shared: bool
+    residual: bool
+
+
 @dataclass(frozen=True)
 class MappingTable:
     """A vendor's validated mapping table for one measurement.
@@ -189,6 +220,7 @@ class MappingTable:
     _quanta: Mapping[tuple[str, str], Decimal] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _plan: tuple[_Step, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", tuple(self.rows))
@@ -252,6 +284,34 @@ class MappingTable:
         object.__setattr__(self, "_specs", specs)
         object.__setattr__(self, "_units", units)
         object.__setattr__(self, "_quanta", quanta)
+        object.__setattr__(self, "_plan", self._make_plan())
+
+    def _make_plan(self) -> tuple[_Step, ...]:
+        writers = Counter(t for row in self.rows for t in _row_targets(row))
+        steps = []
+        for row in self.rows:
+            targets = _row_targets(row)
+            first = targets[0]
+            spec = self._specs[first]
+            split = isinstance(row, SplitMap)
+            steps.append(
+                _Step(
+                    row=row,
+                    source=row.source,
+                    targets=targets,
+                    split=split,
+                    invert=row.invert if isinstance(row, SplitMap) else False,
+                    kind="gauge" if isinstance(row, SplitMap) else row.kind,
+                    transform=None if isinstance(row, SplitMap) else row.transform,
+                    spec=spec,
+                    vendor=self._units.get((row.source, first)),
+                    schema=None if spec.unit is None else parse_unit(spec.unit),
+                    step=self._quanta.get((row.source, first)),
+                    shared=any(writers[t] > 1 for t in targets),
+                    residual=not split and first == plausible.RESIDUAL_FIELD,
+                )
+            )
+        return tuple(steps)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -488,39 +548,27 @@ def _present(value: Any) -> Any:
     return value
 
 
-def _number_in(
-    value: Any,
-    table: MappingTable,
-    source: str,
-    target: str,
-    unit_of: Callable[[str], str | None] | None,
-) -> float:
-    """Coerce to float and convert from the vendor unit to the target's schema unit."""
+def _number_in(value: Any, step: _Step, unit_of: Callable[[str], str | None] | None) -> float:
+    """Coerce to float, convert from the vendor unit to the target's schema unit and round it
+    to the row's quantum (else to 12 significant digits: no binary float noise either way)."""
     number = _float(value)
-    schema_unit = table.spec(target).unit
-    vendor: Unit | None = table.unit(target, source)
-    given = unit_of(source) if unit_of is not None else None
+    vendor = step.vendor
+    given = unit_of(step.source) if unit_of is not None else None
     if given is not None and given.strip():
         try:
             vendor = parse_unit(given)
         except UnitError:
             raise _Skip("unit") from None
-        if schema_unit is None:
+        if step.schema is None:
             raise _Skip("unit")
-    if vendor is not None and schema_unit is not None:
-        try:
-            number = convert(number, vendor, schema_unit)
-        except UnitError:
-            raise _Skip("unit") from None
-        if not math.isfinite(number):
-            raise _Skip("not_finite")
-    else:
-        # No conversion: still drop the vendor's binary float noise (28.700000000000003 °C),
-        # to the same 12 significant digits that conversions keep.
-        number = tidy(number)
-    # Round to what the vendor measures, not to 12 digits (issue #7 §3).
-    step = table.quantum(target, source)
-    return number if step is None else quantize(number, step)
+    try:
+        # Round to what the vendor measures, not to 12 digits (issue #7 §3).
+        number = convert_rounded(number, vendor, step.schema, step.step)
+    except UnitError:
+        raise _Skip("unit") from None
+    if not math.isfinite(number):
+        raise _Skip("not_finite")
+    return number
 
 
 def _check(
@@ -619,52 +667,63 @@ def apply(
     fields: dict[str, FieldValue] = {}
     # A value left out is counted only if its field stays empty: another row of the
     # table (an alternative, or the preferred row) may give it (issue #7 §1).
-    left_out: list[tuple[str, str, tuple[str, ...]]] = []
+    left_out: list[tuple[str, _Step]] = []
     origin: dict[str, str] = {}  # target → the vendor key that gave it
     residual_raw: float | None = None
-    for row in table.rows:
-        targets = _row_targets(row)
-        if all(t in fields for t in targets):
+    for step in table._plan:
+        source = step.source
+        if step.shared and all(t in fields for t in step.targets):
             continue  # a preferred row gave every field this one could: not even read
-        if row.source not in raw:
-            left_out.append(("missing", row.source, targets))
+        if source not in raw:
+            left_out.append(("missing", step))
             continue
         try:
-            value = _present(raw[row.source])
-            if isinstance(row, SplitMap):
-                number = _number_in(value, table, row.source, row.positive, unit_of)
-                if row.invert:
+            value = _present(raw[source])
+            if step.split:
+                number = _number_in(value, step, unit_of)
+                if step.invert:
                     number = -number
                 # Only what no earlier row gave: a direct variable wins over a derived one.
-                for target, part in ((row.positive, number), (row.negative, -number)):
+                positive, negative = step.targets
+                for target, part in ((positive, number), (negative, -number)):
                     if target not in fields:
                         fields[target] = part if part > 0 else 0.0
-                        origin[target] = row.source
+                        origin[target] = source
                         stats.mapped += 1
                 continue
-            if row.transform is not None:
+            if step.transform is not None:
                 try:
-                    value = row.transform(value)
+                    value = step.transform(value)
                 except (ValueError, TypeError, ArithmeticError):
                     raise _Skip("transform") from None
                 value = _present(value)
             out: FieldValue
-            if row.kind == "code":
+            kind = step.kind
+            if kind == "code":
                 out = _int(value)
-            elif row.kind == "text":
-                out = _text(value, table.spec(row.target))
+            elif kind == "text":
+                out = _text(value, step.spec)
             else:
-                out = _number_in(value, table, row.source, row.target, unit_of)
-                if row.target == plausible.RESIDUAL_FIELD:
+                out = _number_in(value, step, unit_of)
+                if step.residual:
                     residual_raw = _float(value)
-            fields[row.target] = out
-            origin[row.target] = row.source
+            target = step.targets[0]
+            fields[target] = out
+            origin[target] = source
             stats.mapped += 1
         except _Skip as skip:
-            left_out.append((skip.reason, row.source, targets))
-    for reason, source, targets in left_out:
-        if not all(t in fields for t in targets):
-            stats.skip(reason, source)
+            left_out.append((skip.reason, step))
+    if left_out:
+        counted = [
+            (reason, step.source)
+            for reason, step in left_out
+            if not step.shared or not all(t in fields for t in step.targets)
+        ]
+        # Counted in bulk (Counter.update on an iterable counts in C): a backfill answer has
+        # a few thousand records, each with dozens of points the table reads but the answer
+        # does not carry.
+        stats.skipped.update(reason for reason, _ in counted)
+        stats.detail.update(counted)
     _check(table, fields, origin, residual_raw, tags, int(time), stats, memory)
     if not fields:
         stats.empty_points += 1

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -117,13 +118,23 @@ def rules_for(target: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1024)
+def _range(target: str) -> tuple[float, float, str] | None:
+    """The first `RANGES` entry that judges a field (looked up once per field, not per value)."""
+    for key, entry in RANGES.items():
+        if target == key or (key.startswith("_") and target.endswith(key)):
+            return entry
+    return None
+
+
 def in_range(target: str, value: float) -> Verdict | None:
     """The range rule a field's value breaks, if any (`RANGES`)."""
-    for key, (lo, hi, rule) in RANGES.items():
-        if target == key or (key.startswith("_") and target.endswith(key)):
-            if not lo <= value <= hi:
-                return Verdict(rule, f"{value!r} is outside {lo:g} … {hi:g}")
-            return None
+    entry = _range(target)
+    if entry is None:
+        return None
+    lo, hi, rule = entry
+    if not lo <= value <= hi:
+        return Verdict(rule, f"{value!r} is outside {lo:g} … {hi:g}")
     return None
 
 

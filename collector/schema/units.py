@@ -230,6 +230,33 @@ def quantize(value: float, step: Decimal) -> float:
     return float(_ROUND.plus(steps * step)) + 0.0  # + 0.0: no -0.0
 
 
+def convert_rounded(value: float, src: Unit | None, dst: Unit | None, step: Decimal | None) -> float:
+    """`convert` then `quantize` (or `tidy` without a step) in one decimal pass, for `mapping.apply`.
+
+    The same result as `quantize(convert(value, src, dst), step)` — or `tidy(value)` /
+    `quantize(tidy(value), step)` when either unit is None (no conversion) — without the
+    float round trip between them: the converted decimal has at most 12 significant digits,
+    so it is exactly what `quantize` would read back from its float's repr. `value` must be a
+    finite float; the result may be infinite (an overflow), which the caller refuses.
+    """
+    exact = Decimal(repr(value))
+    if src is None or dst is None:
+        out = _ROUND.plus(exact)
+    elif src.dimension is not dst.dimension:
+        raise UnitError(f"cannot convert {src.symbol} ({src.dimension}) to {dst.symbol} ({dst.dimension})")
+    elif src.factor == dst.factor and src.offset == dst.offset:
+        out = _ROUND.plus(exact)
+    else:
+        out = _ROUND.plus((exact * src.factor + src.offset - dst.offset) / dst.factor)
+    if step is None or not out.is_finite():
+        return float(out)
+    number = float(out)
+    if not math.isfinite(number):
+        return number
+    steps = (out / step).to_integral_value(rounding=ROUND_HALF_EVEN)
+    return float(_ROUND.plus(steps * step)) + 0.0  # + 0.0: no -0.0
+
+
 def tidy(value: float) -> float:
     """A float without binary noise: 12 significant digits, as conversions keep."""
     if isinstance(value, bool) or not math.isfinite(value):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from decimal import Decimal
 
 import pytest
@@ -13,9 +14,11 @@ from collector.schema.units import (
     UnitError,
     compatible,
     convert,
+    convert_rounded,
     parse_unit,
     quantize,
     quantum_in,
+    tidy,
     to_base,
 )
 
@@ -203,3 +206,30 @@ def test_quantize_rounds_to_whole_steps_half_to_even() -> None:
     assert quantize(-2425.6, Decimal(1)) == -2426.0
     assert quantize(0.1 + 0.2, Decimal("0.1")) == 0.3
     assert math.isnan(quantize(math.nan, hundred))
+
+
+def test_convert_rounded_is_convert_then_quantize() -> None:
+    """`mapping.apply`'s one-pass conversion gives exactly what the two steps give, for
+    ties, float noise, negative values, offsets and overflow (deterministic sample)."""
+
+
+    rng = random.Random(7)
+    cases = [("kW", "W", "0.001"), ("kWh", "Wh", "0.1"), ("W", "W", "1"), ("K", "°C", "0.1"),
+             ("kW", "W", None), ("0.1Hz", "Hz", "0.1"), ("MW", "W", "0.01"), ("W", "W", None)]  # fmt: skip
+    values = [0.0, -0.0, 0.5, 2.5, -2.5, 1.2345, 7.199999999999818, 0.09999999999990905, 1e300, -1e-9]
+    values += [rng.uniform(-1e4, 1e4) for _ in range(300)]
+    values += [round(rng.uniform(0, 100), 3) for _ in range(300)]
+    for src, dst, q in cases:
+        s, d = parse_unit(src), parse_unit(dst)
+        step = None if q is None else quantum_in(q, src, dst)
+        for v in values:
+            two = convert(v, s, d)
+            if step is not None and math.isfinite(two):
+                two = quantize(two, step)
+            one = convert_rounded(v, s, d, step)
+            assert one == two, (src, v)
+        for v in values[:50]:
+            two = tidy(v) if step is None else quantize(tidy(v), step)
+            assert convert_rounded(v, None, None, step) == two
+    with pytest.raises(UnitError):
+        convert_rounded(1.0, parse_unit("%"), parse_unit("W"), None)

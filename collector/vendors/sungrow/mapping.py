@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from collector.log import get_logger
@@ -502,6 +503,18 @@ def local_candidates(value: Any, zone: tzinfo) -> tuple[int, int]:
     before the gap, i.e. shifted forward by the gap (as `to_utc_seconds` reads naive times:
     Europe/Berlin 02:30 on 2026-03-29 → 01:30 UTC). Raises TimeParseError.
     """
+    if isinstance(value, str):
+        # A backfill answer repeats each time stamp for every device in it: read each once.
+        return _str_candidates(value, zone)
+    return _candidates(value, zone)
+
+
+@lru_cache(maxsize=4096)
+def _str_candidates(value: str, zone: tzinfo) -> tuple[int, int]:
+    return _candidates(value, zone)
+
+
+def _candidates(value: Any, zone: tzinfo) -> tuple[int, int]:
     naive = _naive(value)
     first = naive.replace(tzinfo=zone, fold=0)
     t0 = to_utc_seconds(first)
