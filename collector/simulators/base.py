@@ -602,4 +602,3 @@ class SimThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(30)
         self.loop.close()
-

@@ -659,7 +659,8 @@ class SolaxSim(Simulator):
         return None if u is None else self.plant.truth(self._dongles[wifi_sn].sn, u)
 
     def record(self, wifi_sn: str, t: float) -> dict[str, Any] | None:
-        """The ``result`` served for ``wifi_sn`` at ``t`` (no stale replica), None: no data yet."""
+        """The ``result`` served for ``wifi_sn`` at ``t`` (no stale replica), None: no data yet;
+        ``KeyError`` for a dongle that is not in the plant (pending / never-reported ones are not)."""
         u = self.upload_time(wifi_sn, t)
         return None if u is None else self._result(wifi_sn, u)
 
