@@ -157,7 +157,7 @@ class LimitEngine:
 # --------------------------------------------------------------------------------------------------
 # Call log
 
-Outcome = Literal["ok", "error", "auth", "limited", "injected"]
+Outcome = Literal["ok", "error", "auth", "limited", "injected", "locked"]
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,9 @@ class CallRecord:
 
     ``outcome``: ``ok`` (served), ``error`` (a vendor error from the handler, e.g. a bad body),
     ``auth`` (refused by authentication), ``limited`` (refused by ``limit``), ``injected`` (answered by
-    an injected fault). ``code`` is the vendor's body-level code (0 = success) where there is one.
+    an injected fault), ``locked`` (refused because the account is locked out after repeated limit
+    refusals, e.g. SolaX's one-hour ban; such calls are not ``violations``). ``code`` is the vendor's
+    body-level code (0 = success) where there is one.
     """
 
     t: float
@@ -600,4 +602,3 @@ class SimThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(30)
         self.loop.close()
-
