@@ -1,0 +1,1 @@
+"""SolaX Cloud, Sunvec Connect and the SolaX EV charger (token APIs)."""
