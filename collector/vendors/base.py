@@ -17,6 +17,7 @@ from collector.errors import (
     BudgetExhaustedError,
     VendorAuthError,
     VendorDataQualityError,
+    VendorError,
     VendorRateLimitError,
     VendorResponseError,
     VendorTransientError,
@@ -246,6 +247,49 @@ class PeriodHistoryCapable(Protocol):
     ) -> PollResult:
         """`energy` points of the periods from the one holding `first` to the one holding
         `last` (local dates, both included)."""
+
+
+def text_value(value: Any) -> str | None:
+    """A string or an integer id as stripped text (ids come as numbers here and strings there);
+    None for anything else or blank."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def http_failure(
+    status: int,
+    text: str,
+    content_type: str,
+    *,
+    where: str,
+    envelope: str,
+    retry_at: float,
+    kw: Mapping[str, Any],
+) -> VendorError:
+    """The exception for an answer without the vendor's body envelope: the HTTP status decides
+    (429 a rate limit until `retry_at`, 5xx transient, 401/403 auth, other 4xx refused), else the
+    body (empty, HTML or invalid JSON: transient; JSON without `envelope`: data quality). The
+    body itself is never quoted."""
+    if status == 429:
+        return VendorRateLimitError(f"{where} (too many requests)", retry_at=retry_at, **kw)
+    if status >= 500:
+        return VendorTransientError(f"{where} (server error)", **kw)
+    if status in (401, 403):
+        return VendorAuthError(f"{where} (refused)", **kw)
+    if status >= 400:
+        return VendorResponseError(f"{where} (request refused)", **kw)
+    if not text.strip():
+        return VendorTransientError(f"{where} answered an empty body", **kw)
+    if looks_like_html(content_type, text):
+        return VendorTransientError(f"{where} answered an HTML page ({len(text)} bytes), not JSON", **kw)
+    try:
+        json.loads(text)
+    except ValueError:
+        return VendorTransientError(f"{where} answered invalid JSON ({len(text)} bytes)", **kw)
+    return VendorDataQualityError(f"{where}: the answer has no {envelope} envelope", **kw)
 
 
 def looks_like_html(content_type: str, text: str) -> bool:

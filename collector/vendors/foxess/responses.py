@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import VendorDataQualityError
+from collector.vendors.base import text_value
 from collector.vendors.foxess.codes import VENDOR
 
 
@@ -27,14 +28,6 @@ def _list(value: Any, endpoint: str, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise _bad(endpoint, f"{what} is {type(value).__name__}, not a list")
     return value
-
-
-def _str(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 # -- real-time: POST /op/v1/device/real/query (and v0) --------------------------------------
@@ -63,7 +56,7 @@ def _device_entries(result: Any, endpoint: str) -> Iterator[tuple[str, Mapping[s
     for item in _list(result, endpoint, "result"):
         if not isinstance(item, dict):
             raise _bad(endpoint, "a device entry is not an object")
-        sn = _str(item.get("deviceSN"))
+        sn = text_value(item.get("deviceSN"))
         if sn is None:
             raise _bad(endpoint, "a device entry has no deviceSN")
         yield sn, item
@@ -83,13 +76,13 @@ def read_real(result: Any, endpoint: str = "real/query") -> list[RealRecord]:
         for data in _list(item.get("datas"), endpoint, "datas"):
             if not isinstance(data, dict):
                 continue
-            var = _str(data.get("variable"))
+            var = text_value(data.get("variable"))
             if var is None:
                 continue
-            values.append(RealValue(var, _str(data.get("unit")), data.get("value")))
+            values.append(RealValue(var, text_value(data.get("unit")), data.get("value")))
             if item_time is None:
-                item_time = _str(data.get("time"))
-        out.append(RealRecord(sn, _str(item.get("time")) or item_time, tuple(values)))
+                item_time = text_value(data.get("time"))
+        out.append(RealRecord(sn, text_value(item.get("time")) or item_time, tuple(values)))
     return out
 
 
@@ -119,15 +112,15 @@ def read_history(result: Any, endpoint: str = "history/query") -> list[HistoryRe
         for data in _list(item.get("datas"), endpoint, "datas"):
             if not isinstance(data, dict):
                 continue
-            var = _str(data.get("variable"))
+            var = text_value(data.get("variable"))
             if var is None:
                 continue
             samples = tuple(
                 (t, s.get("value"))
                 for s in _list(data.get("data"), endpoint, f"{var}.data")
-                if isinstance(s, dict) and (t := _str(s.get("time"))) is not None
+                if isinstance(s, dict) and (t := text_value(s.get("time"))) is not None
             )
-            series.append(HistorySeries(var, _str(data.get("unit")), samples))
+            series.append(HistorySeries(var, text_value(data.get("unit")), samples))
         out.append(HistoryRecord(sn, tuple(series)))
     return out
 
@@ -171,11 +164,11 @@ def read_report(result: Any, endpoint: str = "report/query") -> list[ReportSerie
     for item in _list(result, endpoint, "result"):
         if not isinstance(item, dict):
             raise _bad(endpoint, "a report entry is not an object")
-        var = _str(item.get("variable"))
+        var = text_value(item.get("variable"))
         if var is None:
             continue
         values = _list(item.get("values"), endpoint, f"{var}.values")
-        out.append(ReportSeries(var, _str(item.get("unit")), tuple(values)))
+        out.append(ReportSeries(var, text_value(item.get("unit")), tuple(values)))
     return out
 
 
@@ -263,16 +256,16 @@ def _int(value: Any) -> int | None:
 
 
 def read_device(item: Mapping[str, Any]) -> DeviceItem | None:
-    sn = _str(item.get("deviceSN"))
+    sn = text_value(item.get("deviceSN"))
     if sn is None:
         return None
     return DeviceItem(
         device_sn=sn,
-        station_id=_str(item.get("stationID")),
-        station_name=_str(item.get("stationName")),
-        module_sn=_str(item.get("moduleSN")),
-        device_type=_str(item.get("deviceType")),
-        product_type=_str(item.get("productType")),
+        station_id=text_value(item.get("stationID")),
+        station_name=text_value(item.get("stationName")),
+        module_sn=text_value(item.get("moduleSN")),
+        device_type=text_value(item.get("deviceType")),
+        product_type=text_value(item.get("productType")),
         has_battery=_bool(item.get("hasBattery")),
         has_pv=_bool(item.get("hasPV")),
         status=_int(item.get("status")),
@@ -289,10 +282,10 @@ class PlantItem:
 
 
 def read_plant(item: Mapping[str, Any]) -> PlantItem | None:
-    sid = _str(item.get("stationID"))
+    sid = text_value(item.get("stationID"))
     if sid is None:
         return None
-    return PlantItem(sid, _str(item.get("name")), _str(item.get("ianaTimezone")))
+    return PlantItem(sid, text_value(item.get("name")), text_value(item.get("ianaTimezone")))
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from collector.errors import (
     VendorResponseError,
     VendorTransientError,
 )
-from collector.vendors.base import looks_like_html, quote_message
+from collector.vendors.base import http_failure, looks_like_html, quote_message
 
 SUCCESS = 0
 
@@ -218,18 +218,6 @@ def unwrap(
             f"{where}: success {success!r} without a code{quote_message(body.get('exception'), secrets)}",
             **kw,
         )
-    if status == 429:
-        raise VendorRateLimitError(f"{where} (too many requests)", retry_at=now + MINUTE_PAUSE, **kw)
-    if status >= 500:
-        raise VendorTransientError(f"{where} (server error)", **kw)
-    if status in (401, 403):
-        raise VendorAuthError(f"{where} (refused)", **kw)
-    if status >= 400:
-        raise VendorResponseError(f"{where} (request refused)", **kw)
-    if not text.strip():
-        raise VendorTransientError(f"{where} answered an empty body", **kw)
-    if looks_like_html(content_type, text):
-        raise VendorTransientError(f"{where} answered an HTML page ({len(text)} bytes), not JSON", **kw)
-    if body is None:
-        raise VendorTransientError(f"{where} answered invalid JSON ({len(text)} bytes)", **kw)
-    raise VendorDataQualityError(f"{where}: the answer has no success/code envelope", **kw)
+    raise http_failure(
+        status, text, content_type, where=where, envelope="success/code", retry_at=now + MINUTE_PAUSE, kw=kw
+    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import VendorDataQualityError
+from collector.vendors.base import text_value
 
 REALTIME_FIELDS = (
     "inverterSN", "sn", "acpower", "yieldtoday", "yieldtotal", "feedinpower", "feedinenergy",
@@ -41,14 +42,6 @@ def _canonical(obj: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]
             continue  # the doc's own spelling wins over another casing of it
         out[name] = value
     return out
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 @dataclass(frozen=True)
@@ -85,8 +78,8 @@ def read_realtime(result: Any, wifi_sn: str, *, vendor: str = "solax") -> Realti
     values = _canonical(result, REALTIME_FIELDS)
     return Realtime(
         wifi_sn=wifi_sn,
-        inverter_sn=_text(values.get("inverterSN")),
-        dongle_sn=_text(values.get("sn")),
+        inverter_sn=text_value(values.get("inverterSN")),
+        dongle_sn=text_value(values.get("sn")),
         upload_time=values.get("uploadTime"),
         utc_time=values.get("utcDateTime"),
         values=values,

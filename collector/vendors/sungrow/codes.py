@@ -51,7 +51,7 @@ from collector.errors import (
     VendorResponseError,
     VendorTransientError,
 )
-from collector.vendors.base import looks_like_html, quote_message
+from collector.vendors.base import http_failure, looks_like_html, quote_message
 
 VENDOR = "sungrow"
 SUCCESS = "1"
@@ -327,23 +327,10 @@ def unwrap(
         if data is None and not allow_null:
             raise VendorDataQualityError(f"{where}: success without result_data", **kw)
         return data
-    if status == 429:
-        raise VendorRateLimitError(
-            f"{where} (too many requests)", retry_at=throttle_retry_at(headers, now), **kw
-        )
-    if status >= 500:
-        raise VendorTransientError(f"{where} (server error)", **kw)
-    if status in (401, 403):
-        raise VendorAuthError(f"{where} (refused)", **kw)
-    if status >= 400:
-        raise VendorResponseError(f"{where} (request refused)", **kw)
-    if not text.strip():
-        raise VendorTransientError(f"{where} answered an empty body", **kw)
-    if looks_like_html(content_type, text):
-        raise VendorTransientError(f"{where} answered an HTML page ({len(text)} bytes), not JSON", **kw)
-    if body is None:
-        raise VendorTransientError(f"{where} answered invalid JSON ({len(text)} bytes)", **kw)
-    raise VendorDataQualityError(f"{where}: the answer has no result_code envelope", **kw)
+    raise http_failure(
+        status, text, content_type, where=where, envelope="result_code",
+        retry_at=throttle_retry_at(headers, now), kw=kw,
+    )  # fmt: skip
 
 
 def _epoch(value: Any) -> float | None:

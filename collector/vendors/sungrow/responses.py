@@ -18,6 +18,7 @@ from typing import Any
 
 from collector.errors import VendorDataQualityError
 from collector.schema.mapping import MappingStats
+from collector.vendors.base import text_value
 from collector.vendors.sungrow.codes import VENDOR
 
 #: A point key of a device map or a history row: `p` and the point id (doc §2.7.4 "p+point id").
@@ -26,16 +27,6 @@ POINT_KEY = re.compile(r"^p\d+$")
 
 def _bad(endpoint: str, what: str) -> VendorDataQualityError:
     return VendorDataQualityError(f"iSolarCloud {endpoint}: {what}", vendor=VENDOR, endpoint=endpoint)
-
-
-def _text(value: Any) -> str | None:
-    """A string or an integer id as stripped text (ps_id is an integer here, a string there:
-    notes §5.2); None for anything else or blank."""
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 def _points(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,15 +84,15 @@ def read_realtime(result_data: Any, stats: MappingStats, endpoint: str = "getDev
     out: list[RealtimeRecord] = []
     for item in _list(data.get("device_point_list"), endpoint, "device_point_list"):
         dp = item.get("device_point", item) if isinstance(item, dict) else None
-        ps_key = _text(dp.get("ps_key")) if isinstance(dp, dict) else None
+        ps_key = text_value(dp.get("ps_key")) if isinstance(dp, dict) else None
         if not isinstance(dp, dict) or ps_key is None:
             stats.drop_record("?", "bad_record", "a device_point without a ps_key")
             continue
         out.append(
             RealtimeRecord(
                 ps_key=ps_key,
-                device_sn=_text(dp.get("device_sn")),
-                ps_id=_text(dp.get("ps_id")),
+                device_sn=text_value(dp.get("device_sn")),
+                ps_id=text_value(dp.get("ps_id")),
                 device_time=dp.get("device_time"),
                 dev_status=dp.get("dev_status"),
                 dev_fault_status=dp.get("dev_fault_status"),
@@ -110,7 +101,7 @@ def read_realtime(result_data: Any, stats: MappingStats, endpoint: str = "getDev
         )
     failed: list[str] = []
     for key in ("fail_ps_key_list", "fail_sn_list"):
-        failed += [t for t in (_text(x) for x in _list(data.get(key), endpoint, key)) if t]
+        failed += [t for t in (text_value(x) for x in _list(data.get(key), endpoint, key)) if t]
     return Realtime(tuple(out), tuple(failed))
 
 
@@ -267,9 +258,9 @@ class Faults:
 def fault_record(row: Mapping[str, Any]) -> FaultRecord:
     """One getFaultAlarmInfo row (an object) as a record."""
     return FaultRecord(
-        ps_id=_text(row.get("ps_id")),
-        ps_key=_text(row.get("ps_key")),
-        uid=_text(row.get("fault_code")),
+        ps_id=text_value(row.get("ps_id")),
+        ps_key=text_value(row.get("ps_key")),
+        uid=text_value(row.get("fault_code")),
         type_code=row.get("fault_type_code"),
         fault_type=row.get("fault_type"),
         level=row.get("fault_level"),
@@ -336,7 +327,7 @@ def read_plants(
         rows = _list(page_list, endpoint, "pageList")
     out: list[PlantRecord] = []
     for row in rows:
-        ps_id = _text(row.get("ps_id")) if isinstance(row, dict) else None
+        ps_id = text_value(row.get("ps_id")) if isinstance(row, dict) else None
         if not isinstance(row, dict) or ps_id is None:
             stats.drop_record("?", "bad_record", "a plant row without a ps_id")
             continue
@@ -345,14 +336,18 @@ def read_plants(
         for name, time_key in PLANT_MEASURES.items():
             m = row.get(name)
             if isinstance(m, dict):
-                measures[name] = Measure(m.get("value"), _text(m.get("unit")))
+                measures[name] = Measure(m.get("value"), text_value(m.get("unit")))
             elif name in row:
                 measures[name] = Measure(m, None)
             if row.get(time_key) not in (None, ""):
                 times[name] = row[time_key]
         out.append(
             PlantRecord(
-                ps_id, _text(row.get("ps_name")), _text(row.get("ps_current_time_zone")), measures, times
+                ps_id,
+                text_value(row.get("ps_name")),
+                text_value(row.get("ps_current_time_zone")),
+                measures,
+                times,
             )
         )
     return out
