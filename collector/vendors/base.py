@@ -259,11 +259,23 @@ def text_value(value: Any) -> str | None:
     return None
 
 
+def json_body(text: str, content_type: str) -> Any:
+    """The answer's JSON, or None for an empty body, an HTML page or invalid JSON (`http_failure`
+    then says which)."""
+    if not text.strip() or looks_like_html(content_type, text):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 def http_failure(
     status: int,
     text: str,
     content_type: str,
     *,
+    body: Any,
     where: str,
     envelope: str,
     retry_at: float,
@@ -271,8 +283,8 @@ def http_failure(
 ) -> VendorError:
     """The exception for an answer without the vendor's body envelope: the HTTP status decides
     (429 a rate limit until `retry_at`, 5xx transient, 401/403 auth, other 4xx refused), else the
-    body (empty, HTML or invalid JSON: transient; JSON without `envelope`: data quality). The
-    body itself is never quoted."""
+    body (empty, HTML or invalid JSON: transient; JSON without `envelope`: data quality). `body`
+    is the caller's `json_body` of `text`. The body itself is never quoted."""
     if status == 429:
         return VendorRateLimitError(f"{where} (too many requests)", retry_at=retry_at, **kw)
     if status >= 500:
@@ -285,9 +297,7 @@ def http_failure(
         return VendorTransientError(f"{where} answered an empty body", **kw)
     if looks_like_html(content_type, text):
         return VendorTransientError(f"{where} answered an HTML page ({len(text)} bytes), not JSON", **kw)
-    try:
-        json.loads(text)
-    except ValueError:
+    if body is None:
         return VendorTransientError(f"{where} answered invalid JSON ({len(text)} bytes)", **kw)
     return VendorDataQualityError(f"{where}: the answer has no {envelope} envelope", **kw)
 

@@ -40,7 +40,6 @@ The body is never quoted, and every quoted text has the token blanked (`secrets`
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from collector.errors import (
@@ -51,7 +50,7 @@ from collector.errors import (
     VendorResponseError,
     VendorTransientError,
 )
-from collector.vendors.base import http_failure, looks_like_html, quote_message
+from collector.vendors.base import http_failure, json_body, quote_message
 
 SUCCESS = 0
 
@@ -185,12 +184,7 @@ def unwrap(
     """
     kw: dict[str, Any] = {"vendor": vendor, "endpoint": endpoint, "code": status}
     where = f"{title} {endpoint}: HTTP {status}"
-    body: Any = None
-    if text.strip() and not looks_like_html(content_type, text):
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
+    body = json_body(text, content_type)
     if isinstance(body, dict) and "success" in body:
         success = body.get("success")
         code = code_of(body.get("code"))
@@ -219,5 +213,12 @@ def unwrap(
             **kw,
         )
     raise http_failure(
-        status, text, content_type, where=where, envelope="success/code", retry_at=now + MINUTE_PAUSE, kw=kw
+        status,
+        text,
+        content_type,
+        body=body,
+        where=where,
+        envelope="success/code",
+        retry_at=now + MINUTE_PAUSE,
+        kw=kw,
     )

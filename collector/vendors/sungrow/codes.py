@@ -51,7 +51,7 @@ from collector.errors import (
     VendorResponseError,
     VendorTransientError,
 )
-from collector.vendors.base import http_failure, looks_like_html, quote_message
+from collector.vendors.base import http_failure, json_body, quote_message
 
 VENDOR = "sungrow"
 SUCCESS = "1"
@@ -307,12 +307,7 @@ def unwrap(
     """
     kw: dict[str, Any] = {"vendor": VENDOR, "endpoint": endpoint, "code": status}
     where = f"iSolarCloud {endpoint}: HTTP {status}"
-    body: Any = None
-    if text.strip() and not looks_like_html(content_type, text):
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
+    body = json_body(text, content_type)
     if isinstance(body, dict) and "result_code" in body:
         code = result_code(body["result_code"])
         if code is None:
@@ -328,7 +323,7 @@ def unwrap(
             raise VendorDataQualityError(f"{where}: success without result_data", **kw)
         return data
     raise http_failure(
-        status, text, content_type, where=where, envelope="result_code",
+        status, text, content_type, body=body, where=where, envelope="result_code",
         retry_at=throttle_retry_at(headers, now), kw=kw,
     )  # fmt: skip
 
